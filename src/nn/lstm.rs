@@ -1,0 +1,315 @@
+//! A single-layer LSTM with PyTorch's parameter layout, batch-first, explicit state.
+//!
+//! The four gates are stacked along the first dimension of every weight and bias in PyTorch's
+//! order **input, forget, cell (g), output**, and both biases are kept (they are summed in the
+//! cell), so fastai / PyTorch weights load as a straight copy. The hidden-to-hidden weight of the
+//! forward direction is weight-dropped ([`weight_drop`]) with one mask per forward call, as
+//! fastai's `WeightDropout` does; the reverse direction of a bidirectional layer is not
+//! (fastai only drops `weight_hh_l0`).
+//!
+//! The input projection for all time steps is one matrix product; each step then adds one
+//! recurrent product.
+
+use burn::config::Config;
+use burn::module::{Flag, Initializer, Module, Param};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::module::linear;
+use burn::tensor::{Device, Tensor, s};
+
+use super::dropout::{check_prob, is_training, weight_drop};
+
+/// Configuration of an [`LstmLayer`].
+#[derive(Config, Debug)]
+pub struct LstmLayerConfig {
+    /// Input features.
+    pub d_input: usize,
+    /// Hidden units per direction.
+    pub d_hidden: usize,
+    /// Run a second, reversed direction and concatenate its output (fastai `bidir`, default off).
+    #[config(default = false)]
+    pub bidirectional: bool,
+    /// DropConnect probability on the forward direction's hidden-to-hidden weight
+    /// (fastai `weight_p`; 0 disables it).
+    #[config(default = 0.0)]
+    pub weight_p: f64,
+}
+
+/// The weights of one direction, named as PyTorch names them.
+#[derive(Module, Debug)]
+pub struct LstmWeights {
+    /// Input-to-hidden weight, `[4 * hidden, input]` (PyTorch `weight_ih_l0`).
+    pub weight_ih: Param<Tensor<2>>,
+    /// Hidden-to-hidden weight, `[4 * hidden, hidden]` (fastai `weight_hh_l0_raw`: the raw,
+    /// undropped weight).
+    pub weight_hh: Param<Tensor<2>>,
+    /// Input bias, `[4 * hidden]` (PyTorch `bias_ih_l0`).
+    pub bias_ih: Param<Tensor<1>>,
+    /// Hidden bias, `[4 * hidden]` (PyTorch `bias_hh_l0`).
+    pub bias_hh: Param<Tensor<1>>,
+}
+
+/// The state of an LSTM layer: hidden and cell, each `[n_directions, batch, hidden]` as in PyTorch.
+#[derive(Clone, Debug)]
+pub struct LstmState {
+    /// Hidden state `h`.
+    pub h: Tensor<3>,
+    /// Cell state `c`.
+    pub c: Tensor<3>,
+}
+
+impl LstmState {
+    /// The zero state.
+    pub fn zeros(n_dir: usize, batch: usize, hidden: usize, device: &Device) -> Self {
+        Self {
+            h: Tensor::zeros([n_dir, batch, hidden], device),
+            c: Tensor::zeros([n_dir, batch, hidden], device),
+        }
+    }
+
+    /// The same state cut off from the graph that produced it (truncated BPTT).
+    pub fn detach(self) -> Self {
+        Self {
+            h: self.h.detach(),
+            c: self.c.detach(),
+        }
+    }
+
+    /// Batch size of the state.
+    pub fn batch_size(&self) -> usize {
+        self.h.dims()[1]
+    }
+}
+
+/// One LSTM layer (fastai: one `nn.LSTM(num_layers=1, batch_first=True)` wrapped in `WeightDropout`).
+#[derive(Module, Debug)]
+pub struct LstmLayer {
+    /// Forward direction.
+    pub forward: LstmWeights,
+    /// Reverse direction, for a bidirectional layer (its `weight_hh` is not weight-dropped).
+    pub reverse: Option<LstmWeights>,
+    /// DropConnect probability on `forward.weight_hh`.
+    pub weight_p: f64,
+    /// Whether the layer behaves as in training (weight-drop active).
+    pub training: Param<Flag>,
+}
+
+impl LstmLayerConfig {
+    /// Builds the layer with PyTorch's initialisation, U(-1/sqrt(H), 1/sqrt(H)) for every tensor.
+    pub fn init(&self, device: &Device) -> LstmLayer {
+        check_prob("weight_p", self.weight_p);
+        assert!(
+            self.d_input > 0 && self.d_hidden > 0,
+            "LSTM sizes must be positive"
+        );
+        let bound = 1.0 / (self.d_hidden as f64).sqrt();
+        let init = Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        };
+        let h4 = 4 * self.d_hidden;
+        let weights = || LstmWeights {
+            weight_ih: init.init([h4, self.d_input], device),
+            weight_hh: init.init([h4, self.d_hidden], device),
+            bias_ih: init.init([h4], device),
+            bias_hh: init.init([h4], device),
+        };
+        LstmLayer {
+            forward: weights(),
+            reverse: self.bidirectional.then(weights),
+            weight_p: self.weight_p,
+            training: Param::from_bool(true),
+        }
+    }
+}
+
+impl LstmLayer {
+    /// Hidden units per direction.
+    pub fn d_hidden(&self) -> usize {
+        self.forward.weight_hh.dims()[1]
+    }
+
+    /// Number of directions (1 or 2).
+    pub fn n_directions(&self) -> usize {
+        1 + usize::from(self.reverse.is_some())
+    }
+
+    /// Output features (`d_hidden * n_directions`).
+    pub fn d_output(&self) -> usize {
+        self.d_hidden() * self.n_directions()
+    }
+
+    /// The zero state for `batch` sequences.
+    pub fn zero_state(&self, batch: usize, device: &Device) -> LstmState {
+        LstmState::zeros(self.n_directions(), batch, self.d_hidden(), device)
+    }
+
+    /// Runs the layer over a batch of sequences from `state` (zeros when `None`).
+    ///
+    /// The returned state is *not* detached; the caller decides (the AWD-LSTM encoder detaches).
+    ///
+    /// # Shapes
+    ///
+    /// - input: `[batch, seq_len, d_input]`
+    /// - state: `[n_directions, batch, d_hidden]` each
+    /// - output: `[batch, seq_len, d_hidden * n_directions]`
+    pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
+        let device = input.device();
+        let [batch, _, _] = input.dims();
+        let state = state.unwrap_or_else(|| self.zero_state(batch, &device));
+        let training = is_training(&self.training, &device);
+        let w_hh = weight_drop(self.forward.weight_hh.val(), self.weight_p, training);
+        let h0 = state.h.clone().narrow(0, 0, 1).squeeze_dim::<2>(0);
+        let c0 = state.c.clone().narrow(0, 0, 1).squeeze_dim::<2>(0);
+        let (out, h, c) = run_direction(input.clone(), &self.forward, w_hh, h0, c0, false);
+        match &self.reverse {
+            None => (
+                out,
+                LstmState {
+                    h: h.unsqueeze_dim(0),
+                    c: c.unsqueeze_dim(0),
+                },
+            ),
+            Some(rev) => {
+                let h0 = state.h.narrow(0, 1, 1).squeeze_dim::<2>(0);
+                let c0 = state.c.narrow(0, 1, 1).squeeze_dim::<2>(0);
+                let (out_r, h_r, c_r) =
+                    run_direction(input, rev, rev.weight_hh.val(), h0, c0, true);
+                (
+                    Tensor::cat(vec![out, out_r], 2),
+                    LstmState {
+                        h: Tensor::stack(vec![h, h_r], 0),
+                        c: Tensor::stack(vec![c, c_r], 0),
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// Runs one direction: returns the outputs `[batch, seq_len, hidden]` and the final `(h, c)`.
+fn run_direction(
+    input: Tensor<3>,
+    weights: &LstmWeights,
+    w_hh: Tensor<2>,
+    mut h: Tensor<2>,
+    mut c: Tensor<2>,
+    reverse: bool,
+) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    let [batch, seq_len, _] = input.dims();
+    let hidden = w_hh.dims()[1];
+    let bias = weights.bias_ih.val() + weights.bias_hh.val();
+    // One product for the input projection of every time step: [batch, seq_len, 4H].
+    let projected = linear(input, weights.weight_ih.val().transpose(), Some(bias));
+    let w_hh_t = w_hh.transpose();
+    let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(seq_len);
+    for step in 0..seq_len {
+        let t = if reverse { seq_len - 1 - step } else { step };
+        let x_t = projected
+            .clone()
+            .slice(s![.., t..t + 1, ..])
+            .reshape([batch, 4 * hidden]);
+        let gates = x_t + h.matmul(w_hh_t.clone());
+        let mut g = gates.chunk(4, 1).into_iter();
+        let (i, f, gg, o) = match (g.next(), g.next(), g.next(), g.next()) {
+            (Some(i), Some(f), Some(gg), Some(o)) => (i, f, gg, o),
+            _ => unreachable!("chunk(4) of a 4H-wide tensor gives four parts"),
+        };
+        c = sigmoid(f) * c + sigmoid(i) * gg.tanh();
+        h = sigmoid(o) * c.clone().tanh();
+        outputs.push(h.clone());
+    }
+    if reverse {
+        outputs.reverse();
+    }
+    (Tensor::stack(outputs, 1), h, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{assert_close, test_device, to_vec};
+    use burn::tensor::Distribution;
+
+    /// A scalar LSTM step written out by hand, to check gate order and both biases.
+    #[test]
+    fn one_unit_matches_hand_computation() {
+        let device = test_device();
+        let mut layer = LstmLayerConfig::new(1, 1).init(&device);
+        let w_ih = [0.1f32, 0.2, 0.3, 0.4];
+        let w_hh = [-0.5f32, 0.6, -0.7, 0.8];
+        let b_ih = [0.01f32, 0.02, 0.03, 0.04];
+        let b_hh = [0.05f32, -0.06, 0.07, -0.08];
+        layer.forward.weight_ih = Param::from_tensor(Tensor::from_data(
+            burn::tensor::TensorData::new(w_ih.to_vec(), [4, 1]),
+            &device,
+        ));
+        layer.forward.weight_hh = Param::from_tensor(Tensor::from_data(
+            burn::tensor::TensorData::new(w_hh.to_vec(), [4, 1]),
+            &device,
+        ));
+        layer.forward.bias_ih = Param::from_tensor(Tensor::from_floats(b_ih, &device));
+        layer.forward.bias_hh = Param::from_tensor(Tensor::from_floats(b_hh, &device));
+        let xs = [1.0f32, -2.0, 0.5];
+        let input = Tensor::<1>::from_floats(xs, &device).reshape([1, 3, 1]);
+        let (out, state) = layer.forward(input, None);
+        let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+        let (mut h, mut c) = (0.0f32, 0.0f32);
+        let mut expect = vec![];
+        for x in xs {
+            let g = |k: usize| w_ih[k] * x + b_ih[k] + w_hh[k] * h + b_hh[k];
+            c = sig(g(1)) * c + sig(g(0)) * g(2).tanh();
+            h = sig(g(3)) * c.tanh();
+            expect.push(h);
+        }
+        assert_close(&to_vec(out), &expect, 1e-6, "outputs");
+        assert_close(&to_vec(state.h), &[h], 1e-6, "h");
+        assert_close(&to_vec(state.c), &[c], 1e-6, "c");
+    }
+
+    /// Running a sequence in two calls with the carried state equals one call.
+    #[test]
+    fn state_carries_across_calls() {
+        let device = test_device();
+        let layer = LstmLayerConfig::new(5, 7)
+            .with_bidirectional(false)
+            .init(&device);
+        let x = Tensor::<3>::random([3, 8, 5], Distribution::Default, &device);
+        let (full, _) = layer.forward(x.clone(), None);
+        let (a, st) = layer.forward(x.clone().narrow(1, 0, 3), None);
+        let (b, _) = layer.forward(x.narrow(1, 3, 5), Some(st));
+        assert_close(
+            &to_vec(Tensor::cat(vec![a, b], 1)),
+            &to_vec(full),
+            1e-6,
+            "split run",
+        );
+    }
+
+    /// The reverse direction of a bidirectional layer is the forward LSTM on the flipped input.
+    #[test]
+    fn bidirectional_reverse_is_flipped_forward() {
+        let device = test_device();
+        let layer = LstmLayerConfig::new(4, 3)
+            .with_bidirectional(true)
+            .init(&device);
+        assert_eq!(layer.d_output(), 6);
+        let x = Tensor::<3>::random([2, 5, 4], Distribution::Default, &device);
+        let (out, state) = layer.forward(x.clone(), None);
+        assert_eq!(state.h.dims(), [2, 2, 3]);
+        let rev = layer.reverse.clone().unwrap();
+        let fwd_only = LstmLayer {
+            forward: rev,
+            reverse: None,
+            weight_p: 0.0,
+            training: Param::from_bool(false),
+        };
+        let flipped = x.flip([1]);
+        let (r, _) = fwd_only.forward(flipped, None);
+        assert_close(
+            &to_vec(out.narrow(2, 3, 3)),
+            &to_vec(r.flip([1])),
+            1e-6,
+            "reverse direction",
+        );
+    }
+}
