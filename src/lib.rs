@@ -13,7 +13,9 @@
 #![warn(missing_docs)]
 
 pub mod device;
+pub mod fastai;
 pub mod nn;
+pub mod weights;
 
 #[cfg(test)]
 pub(crate) mod test_util;
