@@ -15,6 +15,7 @@
 pub mod device;
 pub mod fastai;
 pub mod nn;
+pub mod text;
 pub mod weights;
 
 #[cfg(test)]
