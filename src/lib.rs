@@ -12,9 +12,11 @@
 //! eval mode (every dropout is the identity).
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod device;
 pub mod fastai;
 pub mod nn;
+pub mod paths;
 pub mod text;
 pub mod weights;
 
