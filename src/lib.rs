@@ -18,6 +18,7 @@ pub mod fastai;
 pub mod nn;
 pub mod paths;
 pub mod text;
+pub mod train;
 pub mod weights;
 
 #[cfg(test)]
