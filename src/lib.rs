@@ -16,6 +16,7 @@ pub mod data;
 pub mod device;
 pub mod fastai;
 pub mod nn;
+pub mod parity;
 pub mod paths;
 pub mod text;
 pub mod train;
@@ -23,3 +24,8 @@ pub mod weights;
 
 #[cfg(test)]
 pub(crate) mod test_util;
+
+/// The README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
