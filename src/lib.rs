@@ -12,6 +12,7 @@
 //! eval mode (every dropout is the identity).
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod data;
 pub mod device;
 pub mod fastai;

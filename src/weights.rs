@@ -6,7 +6,10 @@
 //! classifier head's `1.layers.{k}.0.{weight, bias, running_mean, running_var}` (BatchNorm) and
 //! `1.layers.{k}.2.weight` (Linear). Every shape is checked; nothing is guessed.
 
-use burn::module::{Param, RunningState};
+use std::path::Path;
+
+use burn::module::{Module, Param, RunningState};
+use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::fastai::keys::{
@@ -27,6 +30,24 @@ pub enum WeightsError {
         "tensor `{0}` in the weights has no counterpart in the model (check the model configuration)"
     )]
     Unexpected(String),
+    /// A model file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model file is not a burnpack record of this model (corrupt, truncated, or the record of
+    /// another architecture).
+    #[error("{path} is not a saved model of this architecture: {message}")]
+    Record {
+        /// The file.
+        path: std::path::PathBuf,
+        /// burn's description.
+        message: String,
+    },
     /// A tensor has another shape than the model's parameter.
     #[error("tensor `{name}` has shape {found:?}, the model expects {expected:?}")]
     Shape {
@@ -204,4 +225,158 @@ fn put<const D: usize>(sd: &mut StateDict, name: &str, t: Tensor<D>) {
     let data = t.into_data().try_into_vec_as::<f32>().expect("f32 data");
     let raw = RawTensor::new(shape, data).expect("a tensor's data matches its shape");
     sd.insert(name, raw);
+}
+
+/// Saves a module's parameters (BatchNorm running statistics included) in burn's burnpack
+/// format, atomically: a reader never sees a half-written file.
+pub fn save_module<M: Module>(module: M, path: &Path) -> Result<(), WeightsError> {
+    let record_err = |message: String| WeightsError::Record {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = module
+        .into_record()
+        .into_bytes()
+        .map_err(|e| record_err(e.to_string()))?;
+    crate::atomic::write_atomic(path, &bytes)
+        .map_err(|(path, source)| WeightsError::Io { path, source })
+}
+
+/// Loads parameters saved by [`save_module`] into `module` (which fixes the architecture:
+/// every tensor must be present with the same shape).
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let record_err = |e: burn::store::RecordError| WeightsError::Record {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let record =
+        ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(record_err)?;
+    module.try_load_record(record).map_err(record_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{AwdLstmConfig, LanguageModelConfig, TextClassifierConfig};
+    use crate::test_util::{test_device, to_vec};
+
+    fn tiny_lm(device: &burn::tensor::Device) -> LanguageModel {
+        LanguageModelConfig::new(
+            AwdLstmConfig::new(20)
+                .with_emb_size(4)
+                .with_hidden_size(6)
+                .with_n_layers(2),
+        )
+        .init(device)
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("ulmfit-weights-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn state_dict_round_trip() {
+        let device = test_device();
+        let a = tiny_lm(&device);
+        let sd = language_model_state_dict(&a);
+        let b = load_language_model(tiny_lm(&device), &sd).unwrap();
+        assert_eq!(
+            to_vec(a.encoder.rnns[1].forward.weight_hh.val()),
+            to_vec(b.encoder.rnns[1].forward.weight_hh.val())
+        );
+    }
+
+    #[test]
+    fn missing_and_misshaped_tensors_are_errors() {
+        let device = test_device();
+        let mut sd = language_model_state_dict(&tiny_lm(&device));
+        sd.remove(DECODER_BIAS);
+        match load_language_model(tiny_lm(&device), &sd) {
+            Err(WeightsError::Missing(name)) => assert_eq!(name, DECODER_BIAS),
+            other => panic!("expected Missing, got {other:?}"),
+        }
+        let mut sd = language_model_state_dict(&tiny_lm(&device));
+        sd.insert(ENCODER_WEIGHT, RawTensor::zeros(vec![21, 4]));
+        assert!(matches!(
+            load_language_model(tiny_lm(&device), &sd),
+            Err(WeightsError::Shape { .. })
+        ));
+        // A head bias the model has no place for.
+        let clas_cfg = TextClassifierConfig::new(
+            AwdLstmConfig::new(20)
+                .with_emb_size(4)
+                .with_hidden_size(6)
+                .with_n_layers(2),
+            3,
+        );
+        let clas = clas_cfg.init(&device);
+        let mut sd = StateDict::new();
+        encoder_state_dict(&clas.encoder, &mut sd);
+        for (k, b) in clas.head.blocks.iter().enumerate() {
+            for (name, v) in [("weight", b.bn.weight.val()), ("bias", b.bn.bias.val())] {
+                put(&mut sd, &head_bn_key(k, name), v);
+            }
+            put(
+                &mut sd,
+                &head_bn_key(k, "running_mean"),
+                b.bn.running_mean.value(),
+            );
+            put(
+                &mut sd,
+                &head_bn_key(k, "running_var"),
+                b.bn.running_var.value(),
+            );
+            put(
+                &mut sd,
+                &head_linear_key(k, "weight"),
+                b.linear.weight.val().transpose(),
+            );
+        }
+        assert!(load_classifier(clas_cfg.init(&device), &sd).is_ok());
+        put(
+            &mut sd,
+            &head_linear_key(0, "bias"),
+            clas.head.blocks[0].bn.bias.val(),
+        );
+        assert!(matches!(
+            load_classifier(clas_cfg.init(&device), &sd),
+            Err(WeightsError::Unexpected(_))
+        ));
+    }
+
+    #[test]
+    fn burnpack_round_trip_and_bad_files() {
+        let device = test_device();
+        let a = tiny_lm(&device);
+        let path = temp("lm.bpk");
+        save_module(a.clone(), &path).unwrap();
+        let b = load_module(tiny_lm(&device), &path).unwrap();
+        assert_eq!(
+            to_vec(a.encoder.embedding.val()),
+            to_vec(b.encoder.embedding.val())
+        );
+        assert_eq!(to_vec(a.decoder.bias.val()), to_vec(b.decoder.bias.val()));
+        // Another architecture, a truncated file, an empty file, a missing file: errors.
+        let other =
+            LanguageModelConfig::new(AwdLstmConfig::new(20).with_emb_size(5).with_n_layers(2))
+                .init(&device);
+        assert!(load_module(other, &path).is_err());
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 7, bytes.len() / 2, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(
+                load_module(tiny_lm(&device), &path).is_err(),
+                "cut at {cut}"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            load_module(tiny_lm(&device), &path),
+            Err(WeightsError::Io { .. })
+        ));
+    }
 }

@@ -1,6 +1,5 @@
 //! The vocabulary: fastai v2's `make_vocab` + `Numericalize` (spec §5.5), with JSON storage.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::counts::TokenCounts;
@@ -143,28 +142,7 @@ impl Vocab {
             line: None,
             source,
         })?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| TextError::invalid(path, "not a file path"))?
-            .to_string_lossy();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(TextError::io(&tmp, e));
-        }
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            TextError::io(path, e)
-        })
+        crate::atomic::write_atomic(path, &json).map_err(|(p, e)| TextError::io(&p, e))
     }
 
     /// Loads a vocabulary saved by [`save`](Vocab::save) (a JSON array of strings).

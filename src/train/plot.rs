@@ -4,7 +4,6 @@
 
 use crate::train::schedule::{SuggestMethod, Suggestion};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Errors of the plot module.
@@ -260,26 +259,8 @@ pub fn lr_finder_svg(
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk,
 /// then renamed over `path` (a reader never sees a half-written file).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| PlotError::Io { path: p, source }
-    };
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic::write_atomic(path, bytes)
+        .map_err(|(path, source)| PlotError::Io { path, source })
 }
 
 /// [`lr_finder_svg`] written atomically to `path`.
