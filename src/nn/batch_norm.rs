@@ -75,6 +75,11 @@ impl BatchNorm1d {
             self.running_var.update(
                 (rv.mul_scalar(1.0 - m) + unbiased.squeeze_dim::<1>(0).mul_scalar(m)).detach(),
             );
+            // burn keeps an update per thread until the next `value_sync`; a module copied
+            // before that (`valid()`, an optimizer step, saving) would see the old statistics.
+            // Merge it now.
+            let _ = self.running_mean.value_sync();
+            let _ = self.running_var.value_sync();
             (mean, var)
         } else {
             (
