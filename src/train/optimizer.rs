@@ -121,6 +121,117 @@ impl Optimizer {
     }
 }
 
+/// The float parameters of a module in visiting order (the stable way to match optimizer state
+/// to parameters across a save and a load, where parameter ids may change).
+fn param_order<M: Module>(module: &M) -> Vec<(ParamId, Vec<usize>)> {
+    struct Order(Vec<(ParamId, Vec<usize>)>);
+    impl ModuleVisitor for Order {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push((param.id, param.dims().to_vec()));
+        }
+    }
+    let mut o = Order(vec![]);
+    module.visit(&mut o);
+    o.0
+}
+
+impl Optimizer {
+    /// The moment estimates as safetensors bytes, keyed by the parameters' visiting order in
+    /// `module` (`{index}.avg`, `{index}.sqr_avg`; steps in the metadata).
+    pub fn state_to_bytes<M: Module>(&self, module: &M) -> Result<Vec<u8>, String> {
+        let order = param_order(module);
+        let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+        let mut meta = std::collections::HashMap::new();
+        for (index, (id, _)) in order.iter().enumerate() {
+            let Some(st) = self.state.get(id) else {
+                continue;
+            };
+            meta.insert(format!("{index}.step"), st.step.to_string());
+            let mut tensors = vec![("avg", st.avg.clone())];
+            if let Some(sqr) = &st.sqr_avg {
+                tensors.push(("sqr_avg", sqr.clone()));
+            }
+            for (name, t) in tensors {
+                let v: Vec<f32> = t
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .map_err(|e| format!("{e:?}"))?;
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                bufs.push((format!("{index}.{name}"), vec![v.len()], bytes));
+            }
+        }
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bufs
+            .iter()
+            .map(|(n, shape, b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    }
+
+    /// Restores moment estimates written by [`state_to_bytes`](Self::state_to_bytes) for the
+    /// same architecture onto `device` (the model's device without autodiff); every tensor's
+    /// size is checked against its parameter.
+    pub fn load_state_bytes<M: Module>(
+        &mut self,
+        module: &M,
+        bytes: &[u8],
+        device: &burn::tensor::Device,
+    ) -> Result<(), String> {
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let order = param_order(module);
+        let mut state = HashMap::new();
+        for (index, (id, dims)) in order.iter().enumerate() {
+            let Some(step) = meta.get(&format!("{index}.step")) else {
+                continue;
+            };
+            let step: u32 = step
+                .parse()
+                .map_err(|_| format!("bad step for parameter {index}"))?;
+            let n: usize = dims.iter().product();
+            let read = |name: &str| -> Result<Option<Tensor<1>>, String> {
+                match st.tensor(&format!("{index}.{name}")) {
+                    Err(_) => Ok(None),
+                    Ok(view) => {
+                        let data: Vec<f32> = view
+                            .data()
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect();
+                        if data.len() != n {
+                            return Err(format!(
+                                "state of parameter {index} has {} values, the parameter {n}",
+                                data.len()
+                            ));
+                        }
+                        Ok(Some(Tensor::from_data(
+                            burn::tensor::TensorData::new(data, [n]),
+                            device,
+                        )))
+                    }
+                }
+            };
+            let avg =
+                read("avg")?.ok_or_else(|| format!("parameter {index} has a step but no avg"))?;
+            state.insert(
+                *id,
+                ParamState {
+                    avg,
+                    sqr_avg: read("sqr_avg")?,
+                    step,
+                },
+            );
+        }
+        self.state = state;
+        Ok(())
+    }
+}
+
 /// Global L2 norm of the gradients of `module`'s parameters.
 pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     struct Norm<'a> {

@@ -1,0 +1,544 @@
+//! Language-model pretraining and fine-tuning (ULMFiT stages 1 and 2).
+//!
+//! ```text
+//! let mut learn = LanguageModelLearner::new(lm, train_docs, valid_docs, LmLearnerConfig::default())?;
+//! learn.freeze();                                         // only the embedding/decoder group
+//! learn.fit_one_cycle(1, 1e-2.into())?;
+//! learn.unfreeze();
+//! learn.fit_one_cycle(10, 1e-3.into())?;
+//! learn.save_encoder("encoder.bpk".as_ref())?;
+//! ```
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::groups::{LayerGroups, apply_freeze, language_model_groups};
+use super::learner::{
+    LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, check_finite, default_mom,
+    epoch_dir, latest_checkpoint, lr_find_loop, progress, prune_checkpoints, read_checkpoint,
+    seconds, write_checkpoint,
+};
+use super::log::EpochRecord;
+use super::loss::{activation_reg, lm_cross_entropy, temporal_activation_reg};
+use super::metrics::perplexity;
+use super::optimizer::Optimizer;
+use super::schedule::{LrFinder, LrSpec};
+use crate::data::{LmBatch, LmDataLoader, LmLoaderConfig};
+use crate::nn::{AwdLstmState, LanguageModel};
+
+/// Settings of a [`LanguageModelLearner`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LmLearnerConfig {
+    /// Shared learner settings.
+    pub learner: LearnerConfig,
+    /// Tokens per batch row (fastai v2 `seq_len`: 72; the paper's BPTT: 70).
+    pub seq_len: usize,
+    /// Train on reversed documents (the backward model of the paper's ensemble).
+    pub backwards: bool,
+}
+
+impl Default for LmLearnerConfig {
+    fn default() -> Self {
+        Self {
+            learner: LearnerConfig::default(),
+            seq_len: 72,
+            backwards: false,
+        }
+    }
+}
+
+/// Validation metrics of a language model.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct LmMetrics {
+    /// Mean cross-entropy per token.
+    pub loss: f64,
+    /// Next-token accuracy.
+    pub accuracy: f64,
+    /// `exp(loss)`.
+    pub perplexity: f64,
+}
+
+/// Trains an AWD-LSTM language model with fastai's recipe.
+pub struct LanguageModelLearner {
+    /// The model (on an autodiff device).
+    pub model: LanguageModel,
+    /// Its layer groups (fastai `awd_lstm_lm_split`).
+    pub groups: LayerGroups,
+    /// The optimizer and its state.
+    pub optimizer: Optimizer,
+    /// Settings.
+    pub config: LmLearnerConfig,
+    /// Metrics of every epoch trained so far.
+    pub history: Vec<EpochRecord>,
+    train: Arc<[Vec<u32>]>,
+    valid: Arc<[Vec<u32>]>,
+    frozen: usize,
+    epochs_done: usize,
+}
+
+fn ids(data: Vec<i64>, rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
+    Tensor::from_data(TensorData::new(data, [rows, cols]), device)
+}
+
+impl LanguageModelLearner {
+    /// A learner over numericalised documents (each starting with `xxbos`, as fastai makes them).
+    /// The model must be on an autodiff device.
+    pub fn new(
+        model: LanguageModel,
+        train: Vec<Vec<u32>>,
+        valid: Vec<Vec<u32>>,
+        config: LmLearnerConfig,
+    ) -> Result<Self, TrainError> {
+        if !model.encoder.embedding.device().is_autodiff() {
+            return Err(TrainError::NotAutodiff);
+        }
+        let groups = language_model_groups(&model);
+        Ok(Self {
+            optimizer: Optimizer::new(config.learner.optimizer.clone()),
+            model,
+            groups,
+            config,
+            history: vec![],
+            train: train.into(),
+            valid: valid.into(),
+            frozen: 0,
+            epochs_done: 0,
+        })
+    }
+
+    fn device(&self) -> Device {
+        self.model.encoder.embedding.device()
+    }
+
+    /// fastai's `freeze_to(n)`: groups before `n` (negative: counted from the end) get no
+    /// gradient; the optimizer state is reset.
+    pub fn freeze_to(&mut self, n: isize) {
+        self.frozen = self.groups.frozen_prefix(n);
+        self.model = apply_freeze(self.model.clone(), &self.groups, self.frozen);
+        self.optimizer.reset_state();
+    }
+
+    /// Trains only the last group (for a language model: the embedding and decoder).
+    pub fn freeze(&mut self) {
+        self.freeze_to(-1);
+    }
+
+    /// Trains every group.
+    pub fn unfreeze(&mut self) {
+        self.freeze_to(0);
+    }
+
+    /// Number of frozen groups.
+    pub fn frozen_groups(&self) -> usize {
+        self.frozen
+    }
+
+    /// fastai's `fit_one_cycle(epochs, lr)` with the text learners' momentum cycle.
+    pub fn fit_one_cycle(
+        &mut self,
+        epochs: usize,
+        lr: LrSpec,
+    ) -> Result<Vec<EpochRecord>, TrainError> {
+        self.fit(epochs, lr, &Policy::one_cycle())
+    }
+
+    /// The paper's slanted triangular learning rates over `epochs`.
+    pub fn fit_stlr(&mut self, epochs: usize, lr: LrSpec) -> Result<Vec<EpochRecord>, TrainError> {
+        self.fit(epochs, lr, &Policy::stlr())
+    }
+
+    fn loader(
+        &self,
+        docs: &Arc<[Vec<u32>]>,
+        shuffle_seed: Option<u64>,
+    ) -> Result<LmDataLoader<Arc<[Vec<u32>]>>, TrainError> {
+        let mut cfg = LmLoaderConfig::new(self.config.learner.bs, self.config.seq_len)
+            .with_backwards(self.config.backwards);
+        if let Some(seed) = shuffle_seed {
+            cfg = cfg.with_shuffle(seed);
+        }
+        Ok(LmDataLoader::new(Arc::clone(docs), cfg)?)
+    }
+
+    /// Trains for `epochs` with `policy`; prints and logs metrics per epoch. On a NaN or
+    /// infinite loss it stops with [`TrainError::NonFiniteLoss`] and keeps the last good
+    /// parameters.
+    pub fn fit(
+        &mut self,
+        epochs: usize,
+        lr: LrSpec,
+        policy: &Policy,
+    ) -> Result<Vec<EpochRecord>, TrainError> {
+        self.fit_from(epochs, lr, policy, 0)
+    }
+
+    /// Continues a fit of `epochs` interrupted after a checkpoint: loads the checkpoint and
+    /// trains the remaining epochs with the schedule where it stopped. With the same seed the
+    /// result equals the uninterrupted run.
+    pub fn resume_fit(
+        &mut self,
+        dir: &Path,
+        epochs: usize,
+        lr: LrSpec,
+        policy: &Policy,
+    ) -> Result<Vec<EpochRecord>, TrainError> {
+        let done = self.resume(dir)?;
+        self.fit_from(epochs, lr, policy, done)
+    }
+
+    fn fit_from(
+        &mut self,
+        epochs: usize,
+        lr: LrSpec,
+        policy: &Policy,
+        first_epoch: usize,
+    ) -> Result<Vec<EpochRecord>, TrainError> {
+        let cfg = self.config.learner.clone();
+        let schedule = policy.schedule(&lr, cfg.moms)?;
+        let peaks = lr.per_group(self.groups.len());
+        let device = self.device();
+        let n_iter = self.loader(&self.train, None)?.len();
+        if n_iter == 0 {
+            return Err(TrainError::NoData(format!(
+                "{} training tokens do not fill batches of {} rows",
+                self.train.iter().map(Vec::len).sum::<usize>(),
+                cfg.bs
+            )));
+        }
+        let total = epochs * n_iter;
+        let mut reporter = Reporter::new(&cfg);
+        let mut records = vec![];
+        for epoch in first_epoch..epochs {
+            let start = Instant::now();
+            let global_epoch = self.epochs_done;
+            let seed = cfg.seed.wrapping_add(global_epoch as u64);
+            device.seed(seed);
+            let mut loader = self.loader(&self.train, Some(seed))?;
+            let bar = progress(n_iter, cfg.progress, &format!("epoch {global_epoch}"));
+            let mut state: Option<AwdLstmState> = None;
+            let (mut loss_sum, mut count) = (0.0f64, 0usize);
+            for (b, batch) in loader.epoch().enumerate() {
+                let step = epoch * n_iter + b;
+                let lrs = schedule.group_lrs(&peaks, step, total);
+                let mom = schedule
+                    .mom(step, total)
+                    .unwrap_or_else(|| default_mom(&cfg));
+                let (loss, new_state) = self
+                    .train_step(&batch, state, &lrs, mom, &device)
+                    .map_err(|e| match e {
+                        TrainError::NonFiniteLoss { loss, .. } => TrainError::NonFiniteLoss {
+                            epoch: global_epoch,
+                            step,
+                            loss,
+                        },
+                        e => e,
+                    })?;
+                state = Some(new_state);
+                let n = batch.bs * batch.seq_len;
+                loss_sum += loss * n as f64;
+                count += n;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            let valid = self.validate()?;
+            let rec = EpochRecord {
+                epoch: global_epoch,
+                train_loss: loss_sum / count.max(1) as f64,
+                valid_loss: valid.map(|m| m.loss),
+                metrics: valid
+                    .map(|m| {
+                        vec![
+                            ("accuracy".into(), m.accuracy),
+                            ("perplexity".into(), m.perplexity),
+                        ]
+                    })
+                    .unwrap_or_default(),
+                seconds: seconds(start),
+            };
+            reporter.report(&rec)?;
+            self.history.push(rec.clone());
+            records.push(rec);
+            self.epochs_done += 1;
+            if let Some(dir) = &cfg.checkpoint_dir {
+                self.write_checkpoint(&epoch_dir(dir, self.epochs_done), epoch + 1)?;
+                prune_checkpoints(dir);
+            }
+        }
+        Ok(records)
+    }
+
+    /// Writes a checkpoint (weights, optimizer state, epochs done, frozen groups, history).
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
+        self.write_checkpoint(dir, 0)
+    }
+
+    fn write_checkpoint(&self, dir: &Path, fit_epochs_done: usize) -> Result<(), TrainError> {
+        write_checkpoint(
+            dir,
+            &self.model,
+            &self.optimizer,
+            &Progress {
+                epochs_done: self.epochs_done,
+                frozen: self.frozen,
+                history: self.history.clone(),
+                fit_epochs_done,
+            },
+        )
+    }
+
+    /// Resumes from a checkpoint written by [`save_checkpoint`](Self::save_checkpoint) (or by
+    /// `fit` with `checkpoint_dir`) for the same architecture. Returns the epochs of the
+    /// interrupted fit that were completed.
+    pub fn resume(&mut self, dir: &Path) -> Result<usize, TrainError> {
+        let dir = latest_checkpoint(dir)?;
+        let (model, progress) = read_checkpoint(&dir, self.model.clone(), &mut self.optimizer)?;
+        self.groups = language_model_groups(&model);
+        self.frozen = progress.frozen;
+        self.model = apply_freeze(model, &self.groups, self.frozen);
+        self.epochs_done = progress.epochs_done;
+        self.history = progress.history;
+        Ok(progress.fit_epochs_done)
+    }
+
+    /// One optimisation step; returns the batch's cross-entropy and the carried state.
+    fn train_step(
+        &mut self,
+        batch: &LmBatch,
+        state: Option<AwdLstmState>,
+        lrs: &[f64],
+        mom: f64,
+        device: &Device,
+    ) -> Result<(f64, AwdLstmState), TrainError> {
+        let cfg = &self.config.learner;
+        let x = ids(batch.x.clone(), batch.bs, batch.seq_len, device);
+        let y = ids(batch.y.clone(), batch.bs, batch.seq_len, device);
+        let out = self.model.forward(x, state);
+        let ce = lm_cross_entropy(out.logits, y);
+        let ce_value = ce.clone().into_scalar::<f32>();
+        check_finite(ce_value, 0, 0)?;
+        let mut loss = ce;
+        if cfg.ar_alpha != 0.0 {
+            loss = loss + activation_reg(out.dropped, cfg.ar_alpha);
+        }
+        if cfg.tar_beta != 0.0 {
+            loss = loss + temporal_activation_reg(out.raw, cfg.tar_beta);
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let (model, _) =
+            self.optimizer
+                .step(self.model.clone(), grads, &self.groups, lrs, mom, cfg.clip);
+        self.model = model;
+        Ok((f64::from(ce_value), out.state))
+    }
+
+    /// fastai's `lr_find`: trains on batches with an exponentially growing rate (the same for
+    /// every group) and records the smoothed loss; the model and optimizer are restored after.
+    pub fn lr_find(&mut self, finder: LrFinder) -> Result<LrFindResult, TrainError> {
+        let (model, optimizer) = (self.model.clone(), self.optimizer.clone());
+        let device = self.device();
+        let n = self.groups.len();
+        let mom = default_mom(&self.config.learner);
+        let seed = self.config.learner.seed;
+        let mut loader = self.loader(&self.train, Some(seed))?;
+        let mut batches: Vec<LmBatch> = vec![];
+        let mut state = None;
+        let result = lr_find_loop(finder, |i, lr| {
+            if batches.is_empty() {
+                batches = loader.epoch().collect();
+                batches.reverse();
+                state = None;
+            }
+            let Some(batch) = batches.pop() else {
+                return Ok(None);
+            };
+            let _ = i;
+            match self.train_step(&batch, state.take(), &vec![lr; n], mom, &device) {
+                Ok((loss, st)) => {
+                    state = Some(st);
+                    Ok(Some(loss))
+                }
+                Err(TrainError::NonFiniteLoss { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        self.model = model;
+        self.optimizer = optimizer;
+        result
+    }
+
+    /// Loss, next-token accuracy and perplexity on the validation documents (`None` without any).
+    pub fn validate(&self) -> Result<Option<LmMetrics>, TrainError> {
+        let mut loader = self.loader(&self.valid, None)?;
+        if loader.is_empty() {
+            return Ok(None);
+        }
+        let model = self.model.valid();
+        let device = model.encoder.embedding.device();
+        let mut state = None;
+        let (mut loss_sum, mut correct, mut count) = (0.0f64, 0.0f64, 0usize);
+        for batch in loader.epoch() {
+            let (bs, sl) = (batch.bs, batch.seq_len);
+            let x = ids(batch.x, bs, sl, &device);
+            let y = ids(batch.y, bs, sl, &device);
+            let out = model.forward(x, state);
+            state = Some(out.state);
+            let n = bs * sl;
+            let pred = out.logits.clone().argmax(2).reshape([bs, sl]);
+            correct += pred.equal(y.clone()).int().sum().into_scalar::<i64>() as f64;
+            loss_sum += f64::from(lm_cross_entropy(out.logits, y).into_scalar::<f32>()) * n as f64;
+            count += n;
+        }
+        let loss = loss_sum / count as f64;
+        Ok(Some(LmMetrics {
+            loss,
+            accuracy: correct / count as f64,
+            perplexity: perplexity(loss),
+        }))
+    }
+
+    /// Saves the whole language model (burnpack, atomically).
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        Ok(crate::weights::save_module(self.model.clone(), path)?)
+    }
+
+    /// Saves the encoder alone, for a classifier (fastai `save_encoder`).
+    pub fn save_encoder(&self, path: &Path) -> Result<(), TrainError> {
+        Ok(crate::weights::save_module(
+            self.model.encoder.clone(),
+            path,
+        )?)
+    }
+
+    /// Epochs trained so far.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{AwdLstmConfig, LanguageModelConfig};
+    use crate::test_util::{test_device, to_vec};
+
+    fn tiny(device: &Device, drop: f64) -> LanguageModel {
+        LanguageModelConfig::new(
+            AwdLstmConfig::new(16)
+                .with_emb_size(16)
+                .with_hidden_size(32)
+                .with_n_layers(2)
+                .with_drop_mult(drop),
+        )
+        .with_output_p(0.1 * drop)
+        .init(device)
+    }
+
+    /// Documents of a repeating 6-token cycle, each starting at another phase.
+    fn cycle_docs(n: usize, len: usize) -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|d| (0..len).map(|i| 2 + ((d + i) % 6) as u32).collect())
+            .collect()
+    }
+
+    fn config(seed: u64) -> LmLearnerConfig {
+        LmLearnerConfig {
+            learner: LearnerConfig {
+                bs: 4,
+                seed,
+                progress: false,
+                print_metrics: false,
+                ..LearnerConfig::default()
+            },
+            seq_len: 8,
+            backwards: false,
+        }
+    }
+
+    #[test]
+    fn learns_a_repeating_sequence() {
+        let device = test_device().autodiff();
+        device.seed(1);
+        let mut learn = LanguageModelLearner::new(
+            tiny(&device, 0.0),
+            cycle_docs(16, 40),
+            cycle_docs(4, 40),
+            config(0),
+        )
+        .unwrap();
+        learn.fit_one_cycle(6, LrSpec::Float(2e-2)).unwrap();
+        let m = learn.validate().unwrap().unwrap();
+        // Document boundaries are unpredictable (a new phase starts); everything else is not.
+        assert!(m.accuracy > 0.9, "{m:?}");
+        assert!(m.loss < 0.5, "{m:?}");
+        assert_eq!(learn.history.len(), 6);
+    }
+
+    #[test]
+    fn lr_find_suggests_and_restores_the_model() {
+        let device = test_device().autodiff();
+        let mut learn =
+            LanguageModelLearner::new(tiny(&device, 0.0), cycle_docs(16, 40), vec![], config(0))
+                .unwrap();
+        let before = to_vec(learn.model.encoder.embedding.val());
+        let finder = LrFinder {
+            num_it: 40,
+            ..LrFinder::default()
+        };
+        let r = learn.lr_find(finder).unwrap();
+        assert!(r.lrs.len() >= 6 && r.lrs.len() <= 40);
+        assert!(r.lrs.windows(2).all(|w| w[1] > w[0]), "rates grow");
+        let lr = r.suggestion.expect("a suggestion");
+        assert!(lr > 1e-7 && lr < 10.0);
+        assert_eq!(
+            to_vec(learn.model.encoder.embedding.val()),
+            before,
+            "model restored"
+        );
+        let svg = std::env::temp_dir().join(format!("ulmfit-lrfind-{}.svg", std::process::id()));
+        r.write_svg(&svg).unwrap();
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        let _ = std::fs::remove_file(&svg);
+    }
+
+    #[test]
+    fn frozen_groups_do_not_move() {
+        let device = test_device().autodiff();
+        let mut learn =
+            LanguageModelLearner::new(tiny(&device, 0.5), cycle_docs(8, 30), vec![], config(0))
+                .unwrap();
+        learn.freeze();
+        let before_rnn = to_vec(learn.model.encoder.rnns[0].forward.weight_hh.val());
+        let before_emb = to_vec(learn.model.encoder.embedding.val());
+        learn.fit_one_cycle(1, LrSpec::Float(1e-2)).unwrap();
+        assert_eq!(
+            to_vec(learn.model.encoder.rnns[0].forward.weight_hh.val()),
+            before_rnn,
+            "frozen LSTM weights are bit-identical"
+        );
+        assert_ne!(
+            to_vec(learn.model.encoder.embedding.val()),
+            before_emb,
+            "last group trains"
+        );
+    }
+
+    #[test]
+    fn non_finite_loss_stops_with_the_step() {
+        let device = test_device().autodiff();
+        let mut learn =
+            LanguageModelLearner::new(tiny(&device, 0.0), cycle_docs(8, 30), vec![], config(0))
+                .unwrap();
+        match learn.fit_one_cycle(1, LrSpec::Float(1e12)) {
+            Err(TrainError::NonFiniteLoss { step, .. }) => assert!(step > 0),
+            other => panic!(
+                "expected a non-finite loss, got {:?}",
+                other.map(|r| r.len())
+            ),
+        }
+    }
+}
