@@ -139,7 +139,7 @@ pub fn pipeline_checks(dir: &Path) -> Vec<CheckResult> {
         },
     );
     out.push(
-        match crate::train::schedule::schedules_check(&dir.join("schedules.json")) {
+        match crate::train::schedule_parity::schedules_check(&dir.join("schedules.json")) {
             Ok(r) => CheckResult {
                 check: "schedules".into(),
                 max_abs_err: r.max_rel_err,

@@ -18,9 +18,10 @@ use super::learner::{
 };
 use super::log::EpochRecord;
 use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
+use super::lr_find::LrFinder;
 use super::metrics::ConfusionMatrix;
 use super::optimizer::Optimizer;
-use super::schedule::{LrFinder, LrSpec};
+use super::schedule::LrSpec;
 use crate::data::{ClasBatch, ClasDataLoader, ClasLoaderConfig, restore_order};
 use crate::nn::{AwdLstm, TextClassifier};
 

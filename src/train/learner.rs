@@ -402,11 +402,11 @@ impl LrFindResult {
 /// Runs fastai's LR-finder loop: `step(i, lr)` trains one batch at rate `lr` and returns its
 /// loss; the rate grows exponentially until `num_it` batches or the loss diverges.
 pub(crate) fn lr_find_loop(
-    finder: super::schedule::LrFinder,
+    finder: super::lr_find::LrFinder,
     mut step: impl FnMut(usize, f64) -> Result<Option<f64>, TrainError>,
 ) -> Result<LrFindResult, TrainError> {
     finder.validate()?;
-    let mut run = super::schedule::LrFindRun::new(finder);
+    let mut run = super::lr_find::LrFindRun::new(finder);
     let mut i = 0;
     while let Some(lr) = run.next_lr() {
         let Some(loss) = step(i, lr)? else { break };
@@ -420,7 +420,7 @@ pub(crate) fn lr_find_loop(
         }
     }
     let suggestion = run
-        .suggest(super::schedule::SuggestMethod::Valley)
+        .suggest(super::lr_find::SuggestMethod::Valley)
         .ok()
         .map(|s| s.lr);
     Ok(LrFindResult {

@@ -25,9 +25,10 @@ use super::learner::{
 };
 use super::log::EpochRecord;
 use super::loss::{activation_reg, lm_cross_entropy, temporal_activation_reg};
+use super::lr_find::LrFinder;
 use super::metrics::perplexity;
 use super::optimizer::Optimizer;
-use super::schedule::{LrFinder, LrSpec};
+use super::schedule::LrSpec;
 use crate::data::{LmBatch, LmDataLoader, LmLoaderConfig};
 use crate::nn::{AwdLstmState, LanguageModel};
 

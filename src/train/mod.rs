@@ -6,10 +6,12 @@ pub mod learner;
 pub mod lm_learner;
 pub mod log;
 pub mod loss;
+pub mod lr_find;
 pub mod metrics;
 pub mod optimizer;
 pub mod plot;
 pub mod schedule;
+pub mod schedule_parity;
 
 pub use clas_learner::{ClasMetrics, ClassifierLearner, LabelledDocs};
 pub use groups::{LayerGroups, apply_freeze, classifier_groups, language_model_groups};

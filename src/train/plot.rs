@@ -2,7 +2,7 @@
 //! loss against the learning rate on a log-scaled x axis, with labelled ticks and the suggested
 //! rates marked, like fastai's `Recorder.plot_lr_find`.
 
-use crate::train::schedule::{SuggestMethod, Suggestion};
+use crate::train::lr_find::{SuggestMethod, Suggestion};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -276,7 +276,7 @@ pub fn write_lr_finder_svg(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::schedule::{LrFinder, lr_find_trace, valley};
+    use crate::train::lr_find::{LrFinder, lr_find_trace, valley};
 
     /// Checks that every tag is closed in order (self-closing tags allowed) and returns the
     /// element names in document order.
