@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -12,9 +11,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::groups::{LayerGroups, apply_freeze, classifier_groups};
 use super::learner::{
-    LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, check_finite, default_mom,
-    epoch_dir, latest_checkpoint, lr_find_loop, progress, prune_checkpoints, read_checkpoint,
-    seconds, write_checkpoint,
+    FitPlan, LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, at_step,
+    begin_epoch, check_finite, default_mom, epoch_dir, latest_checkpoint, lr_find_loop,
+    prune_checkpoints, read_checkpoint, seconds, write_checkpoint,
 };
 use super::log::EpochRecord;
 use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
@@ -255,8 +254,6 @@ impl ClassifierLearner {
         first_epoch: usize,
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let cfg = self.config.clone();
-        let schedule = policy.schedule(&lr, cfg.moms)?;
-        let peaks = lr.per_group(self.groups.len());
         let device = self.device();
         let n_iter = self.train_loader(0)?.len();
         if n_iter == 0 {
@@ -266,33 +263,19 @@ impl ClassifierLearner {
                 cfg.bs
             )));
         }
-        let total = epochs * n_iter;
+        let plan = FitPlan::new(&lr, policy, &cfg, self.groups.len(), epochs, n_iter)?;
         let mut reporter = Reporter::new(&cfg);
         let mut records = vec![];
         for epoch in first_epoch..epochs {
-            let start = Instant::now();
             let global_epoch = self.epochs_done;
-            let seed = cfg.seed.wrapping_add(global_epoch as u64);
-            device.seed(seed);
+            let (seed, bar, start) = begin_epoch(&device, &cfg, global_epoch, n_iter);
             let mut loader = self.train_loader(seed)?;
-            let bar = progress(n_iter, cfg.progress, &format!("epoch {global_epoch}"));
             let (mut loss_sum, mut count) = (0.0f64, 0usize);
             for (b, batch) in loader.epoch().enumerate() {
-                let step = epoch * n_iter + b;
-                let lrs = schedule.group_lrs(&peaks, step, total);
-                let mom = schedule
-                    .mom(step, total)
-                    .unwrap_or_else(|| default_mom(&cfg));
+                let (step, lrs, mom) = plan.at(epoch, b);
                 let loss = self
                     .train_step(&batch, &lrs, mom, &device)
-                    .map_err(|e| match e {
-                        TrainError::NonFiniteLoss { loss, .. } => TrainError::NonFiniteLoss {
-                            epoch: global_epoch,
-                            step,
-                            loss,
-                        },
-                        e => e,
-                    })?;
+                    .map_err(|e| at_step(e, global_epoch, step))?;
                 loss_sum += loss * batch.bs as f64;
                 count += batch.bs;
                 bar.inc(1);

@@ -429,3 +429,66 @@ pub(crate) fn lr_find_loop(
         suggestion,
     })
 }
+
+/// The schedule of one fit, evaluated batch by batch.
+pub(crate) struct FitPlan {
+    schedule: Box<dyn Schedule>,
+    peaks: Vec<f64>,
+    /// Batches per epoch.
+    pub(crate) n_iter: usize,
+    total: usize,
+    default_mom: f64,
+}
+
+impl FitPlan {
+    /// The plan of a fit of `epochs` epochs of `n_iter` batches over `n_groups` groups.
+    pub(crate) fn new(
+        lr: &LrSpec,
+        policy: &Policy,
+        cfg: &LearnerConfig,
+        n_groups: usize,
+        epochs: usize,
+        n_iter: usize,
+    ) -> Result<Self, TrainError> {
+        Ok(Self {
+            schedule: policy.schedule(lr, cfg.moms)?,
+            peaks: lr.per_group(n_groups),
+            n_iter,
+            total: epochs * n_iter,
+            default_mom: default_mom(cfg),
+        })
+    }
+
+    /// Step number, per-group learning rates and momentum of batch `b` of the fit's epoch `epoch`.
+    pub(crate) fn at(&self, epoch: usize, b: usize) -> (usize, Vec<f64>, f64) {
+        let step = epoch * self.n_iter + b;
+        let lrs = self.schedule.group_lrs(&self.peaks, step, self.total);
+        let mom = self
+            .schedule
+            .mom(step, self.total)
+            .unwrap_or(self.default_mom);
+        (step, lrs, mom)
+    }
+}
+
+/// Starts an epoch: re-seeds the device's generator from the configured seed and the epoch
+/// number (so a resumed run repeats the uninterrupted one) and opens its progress bar.
+pub(crate) fn begin_epoch(
+    device: &burn::tensor::Device,
+    cfg: &LearnerConfig,
+    global_epoch: usize,
+    n_iter: usize,
+) -> (u64, ProgressBar, Instant) {
+    let seed = cfg.seed.wrapping_add(global_epoch as u64);
+    device.seed(seed);
+    let bar = progress(n_iter, cfg.progress, &format!("epoch {global_epoch}"));
+    (seed, bar, Instant::now())
+}
+
+/// Puts the epoch and step into a non-finite-loss error reported by a training step.
+pub(crate) fn at_step(e: TrainError, epoch: usize, step: usize) -> TrainError {
+    match e {
+        TrainError::NonFiniteLoss { loss, .. } => TrainError::NonFiniteLoss { epoch, step, loss },
+        e => e,
+    }
+}

@@ -11,7 +11,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -19,9 +18,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::groups::{LayerGroups, apply_freeze, language_model_groups};
 use super::learner::{
-    LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, check_finite, default_mom,
-    epoch_dir, latest_checkpoint, lr_find_loop, progress, prune_checkpoints, read_checkpoint,
-    seconds, write_checkpoint,
+    FitPlan, LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, at_step,
+    begin_epoch, check_finite, default_mom, epoch_dir, latest_checkpoint, lr_find_loop,
+    prune_checkpoints, read_checkpoint, seconds, write_checkpoint,
 };
 use super::log::EpochRecord;
 use super::loss::{activation_reg, lm_cross_entropy, temporal_activation_reg};
@@ -200,8 +199,6 @@ impl LanguageModelLearner {
         first_epoch: usize,
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let cfg = self.config.learner.clone();
-        let schedule = policy.schedule(&lr, cfg.moms)?;
-        let peaks = lr.per_group(self.groups.len());
         let device = self.device();
         let n_iter = self.loader(&self.train, None)?.len();
         if n_iter == 0 {
@@ -211,34 +208,20 @@ impl LanguageModelLearner {
                 cfg.bs
             )));
         }
-        let total = epochs * n_iter;
+        let plan = FitPlan::new(&lr, policy, &cfg, self.groups.len(), epochs, n_iter)?;
         let mut reporter = Reporter::new(&cfg);
         let mut records = vec![];
         for epoch in first_epoch..epochs {
-            let start = Instant::now();
             let global_epoch = self.epochs_done;
-            let seed = cfg.seed.wrapping_add(global_epoch as u64);
-            device.seed(seed);
+            let (seed, bar, start) = begin_epoch(&device, &cfg, global_epoch, n_iter);
             let mut loader = self.loader(&self.train, Some(seed))?;
-            let bar = progress(n_iter, cfg.progress, &format!("epoch {global_epoch}"));
             let mut state: Option<AwdLstmState> = None;
             let (mut loss_sum, mut count) = (0.0f64, 0usize);
             for (b, batch) in loader.epoch().enumerate() {
-                let step = epoch * n_iter + b;
-                let lrs = schedule.group_lrs(&peaks, step, total);
-                let mom = schedule
-                    .mom(step, total)
-                    .unwrap_or_else(|| default_mom(&cfg));
+                let (step, lrs, mom) = plan.at(epoch, b);
                 let (loss, new_state) = self
                     .train_step(&batch, state, &lrs, mom, &device)
-                    .map_err(|e| match e {
-                        TrainError::NonFiniteLoss { loss, .. } => TrainError::NonFiniteLoss {
-                            epoch: global_epoch,
-                            step,
-                            loss,
-                        },
-                        e => e,
-                    })?;
+                    .map_err(|e| at_step(e, global_epoch, step))?;
                 state = Some(new_state);
                 let n = batch.bs * batch.seq_len;
                 loss_sum += loss * n as f64;
