@@ -80,17 +80,7 @@ fn check_vocab(
 mod tests {
     use super::*;
     use crate::fastai::keys::{DECODER_BIAS, ENCODER_WEIGHT};
-    use crate::fastai::test_support::{Pickle, TempFile, fixture, legacy_file, v2_lm_entries};
-
-    fn itos_file(n: usize) -> TempFile {
-        let mut p = Pickle::new();
-        p.op(b"](");
-        for i in 0..n {
-            p.str(&format!("t{i}"));
-        }
-        p.op(b"e");
-        TempFile::new("itos.pkl", &p.finish())
-    }
+    use crate::fastai::test_support::{fixture, itos_file, legacy_file, v2_lm_entries};
 
     #[test]
     fn loads_zip_lm_and_its_vocab() {

@@ -2,7 +2,8 @@
 //! allocation far beyond the file's size); NaN weights load but fail `check_finite`.
 
 use super::test_support::{
-    Pickle, TempFile, Value, fixture, legacy_file, legacy_pth, tensor, v2_lm_entries, values,
+    Pickle, TempFile, Value, fixture, itos_file, legacy_file, legacy_pth, tensor, v2_lm_entries,
+    values,
 };
 use super::{FastaiError, load_fastai_lm, read_itos, read_pth};
 
@@ -14,16 +15,6 @@ fn read_bytes(tag: &str, bytes: &[u8]) -> Result<super::StateDict, FastaiError> 
         panic!("pytorch-reader panicked on {tag}: {message}");
     }
     result
-}
-
-fn itos_file(n: usize) -> TempFile {
-    let mut p = Pickle::new();
-    p.op(b"](");
-    for i in 0..n {
-        p.str(&format!("t{i}"));
-    }
-    p.op(b"e");
-    TempFile::new("itos.pkl", &p.finish())
 }
 
 /// The bytes of a legacy file whose object pickle is `body` (a full pickle, with PROTO/STOP),

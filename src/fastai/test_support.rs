@@ -338,3 +338,14 @@ pub(crate) fn as_state_dict(entries: &[(String, Value)]) -> super::StateDict {
 pub(crate) fn legacy_file(tag: &str, entries: Vec<(String, Value)>) -> TempFile {
     TempFile::new(tag, &legacy_pth(&Value::Dict(entries)))
 }
+
+/// A pickled `itos` list `t0..t{n-1}` in a temp file.
+pub(crate) fn itos_file(n: usize) -> TempFile {
+    let mut p = Pickle::new();
+    p.op(b"](");
+    for i in 0..n {
+        p.str(&format!("t{i}"));
+    }
+    p.op(b"e");
+    TempFile::new("itos.pkl", &p.finish())
+}
