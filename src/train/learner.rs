@@ -100,6 +100,9 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// The devices of a data-parallel run are unusable.
+    #[error("data-parallel devices: {0}")]
+    Devices(String),
     /// A checkpoint is not usable.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {
@@ -471,16 +474,16 @@ impl FitPlan {
     }
 }
 
-/// Starts an epoch: re-seeds the device's generator from the configured seed and the epoch
+/// Starts an epoch: re-seeds the devices' generators from the configured seed and the epoch
 /// number (so a resumed run repeats the uninterrupted one) and opens its progress bar.
 pub(crate) fn begin_epoch(
-    device: &burn::tensor::Device,
+    devices: &super::parallel::DataParallel,
     cfg: &LearnerConfig,
     global_epoch: usize,
     n_iter: usize,
 ) -> (u64, ProgressBar, Instant) {
     let seed = cfg.seed.wrapping_add(global_epoch as u64);
-    device.seed(seed);
+    devices.seed(seed);
     let bar = progress(n_iter, cfg.progress, &format!("epoch {global_epoch}"));
     (seed, bar, Instant::now())
 }

@@ -27,6 +27,7 @@ use super::loss::{activation_reg, lm_cross_entropy, temporal_activation_reg};
 use super::lr_find::LrFinder;
 use super::metrics::perplexity;
 use super::optimizer::Optimizer;
+use super::parallel::{DataParallel, materialize, take_rows};
 use super::schedule::LrSpec;
 use crate::data::{LmBatch, LmDataLoader, LmLoaderConfig};
 use crate::nn::{AwdLstmState, LanguageModel};
@@ -79,7 +80,11 @@ pub struct LanguageModelLearner {
     valid: Arc<[Vec<u32>]>,
     frozen: usize,
     epochs_done: usize,
+    parallel: DataParallel,
 }
+
+/// The carried hidden state of each data-parallel shard (one entry per device in use).
+type ShardStates = Vec<Option<AwdLstmState>>;
 
 fn ids(data: Vec<i64>, rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
     Tensor::from_data(TensorData::new(data, [rows, cols]), device)
@@ -97,7 +102,9 @@ impl LanguageModelLearner {
         if !model.encoder.embedding.device().is_autodiff() {
             return Err(TrainError::NotAutodiff);
         }
+        materialize(&model);
         let groups = language_model_groups(&model);
+        let parallel = DataParallel::single(model.encoder.embedding.device());
         Ok(Self {
             optimizer: Optimizer::new(config.learner.optimizer.clone()),
             model,
@@ -108,11 +115,32 @@ impl LanguageModelLearner {
             valid: valid.into(),
             frozen: 0,
             epochs_done: 0,
+            parallel,
         })
     }
 
     fn device(&self) -> Device {
         self.model.encoder.embedding.device()
+    }
+
+    /// Trains data-parallel on `devices` (see [`DataParallel`]): the first must be the device
+    /// the model lives on; each batch's rows are split across them. The hidden state of each
+    /// shard is carried on its device, so the result equals one device's up to rounding.
+    pub fn set_devices(&mut self, devices: Vec<Device>) -> Result<(), TrainError> {
+        let parallel = DataParallel::new(devices)?;
+        if *parallel.main() != self.device() {
+            return Err(TrainError::Devices(format!(
+                "the first device must be the model's ({:?})",
+                self.device()
+            )));
+        }
+        self.parallel = parallel;
+        Ok(())
+    }
+
+    /// The devices training runs on (the model's alone unless [`set_devices`](Self::set_devices)).
+    pub fn devices(&self) -> &[Device] {
+        self.parallel.devices()
     }
 
     /// fastai's `freeze_to(n)`: groups before `n` (negative: counted from the end) get no
@@ -199,7 +227,6 @@ impl LanguageModelLearner {
         first_epoch: usize,
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let cfg = self.config.learner.clone();
-        let device = self.device();
         let n_iter = self.loader(&self.train, None)?.len();
         if n_iter == 0 {
             return Err(TrainError::NoData(format!(
@@ -213,16 +240,16 @@ impl LanguageModelLearner {
         let mut records = vec![];
         for epoch in first_epoch..epochs {
             let global_epoch = self.epochs_done;
-            let (seed, bar, start) = begin_epoch(&device, &cfg, global_epoch, n_iter);
+            let (seed, bar, start) = begin_epoch(&self.parallel, &cfg, global_epoch, n_iter);
             let mut loader = self.loader(&self.train, Some(seed))?;
-            let mut state: Option<AwdLstmState> = None;
+            let mut states: ShardStates = vec![];
             let (mut loss_sum, mut count) = (0.0f64, 0usize);
             for (b, batch) in loader.epoch().enumerate() {
                 let (step, lrs, mom) = plan.at(epoch, b);
-                let (loss, new_state) = self
-                    .train_step(&batch, state, &lrs, mom, &device)
+                let (loss, new_states) = self
+                    .train_step(&batch, states, &lrs, mom)
                     .map_err(|e| at_step(e, global_epoch, step))?;
-                state = Some(new_state);
+                states = new_states;
                 let n = batch.bs * batch.seq_len;
                 loss_sum += loss * n as f64;
                 count += n;
@@ -289,61 +316,78 @@ impl LanguageModelLearner {
         Ok(progress.fit_epochs_done)
     }
 
-    /// One optimisation step; returns the batch's cross-entropy and the carried state.
+    /// One optimisation step (data-parallel over the learner's devices); returns the batch's
+    /// cross-entropy and the carried state of every shard.
     fn train_step(
         &mut self,
         batch: &LmBatch,
-        state: Option<AwdLstmState>,
+        states: ShardStates,
         lrs: &[f64],
         mom: f64,
-        device: &Device,
-    ) -> Result<(f64, AwdLstmState), TrainError> {
+    ) -> Result<(f64, ShardStates), TrainError> {
         let cfg = &self.config.learner;
-        let x = ids(batch.x.clone(), batch.bs, batch.seq_len, device);
-        let y = ids(batch.y.clone(), batch.bs, batch.seq_len, device);
-        let out = self.model.forward(x, state);
-        let ce = lm_cross_entropy(out.logits, y);
-        let ce_value = ce.clone().into_scalar::<f32>();
-        check_finite(ce_value, 0, 0)?;
-        let mut loss = ce;
-        if cfg.ar_alpha != 0.0 {
-            loss = loss + activation_reg(out.dropped, cfg.ar_alpha);
-        }
-        if cfg.tar_beta != 0.0 {
-            loss = loss + temporal_activation_reg(out.raw, cfg.tar_beta);
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let (bs, sl) = (batch.bs, batch.seq_len);
+        let shards = self.parallel.shards(bs);
+        let mut states = states;
+        states.resize(shards.len(), None);
+        let inputs: Vec<_> = shards.into_iter().zip(states).collect();
+        let (grads, outs) =
+            self.parallel
+                .run(&self.model, inputs, |model, (rows, state), device| {
+                    let n = rows.len();
+                    let x = ids(take_rows(&batch.x, sl, &rows), n, sl, device);
+                    let y = ids(take_rows(&batch.y, sl, &rows), n, sl, device);
+                    let out = model.forward(x, state);
+                    let ce = lm_cross_entropy(out.logits, y);
+                    let ce_value = ce.clone().into_scalar::<f32>();
+                    check_finite(ce_value, 0, 0)?;
+                    let mut loss = ce;
+                    if cfg.ar_alpha != 0.0 {
+                        loss = loss + activation_reg(out.dropped, cfg.ar_alpha);
+                    }
+                    if cfg.tar_beta != 0.0 {
+                        loss = loss + temporal_activation_reg(out.raw, cfg.tar_beta);
+                    }
+                    // A shard's mean loss weighted by its share of the rows: the summed gradients
+                    // are those of the whole batch's mean.
+                    let share = n as f64 / bs as f64;
+                    if n != bs {
+                        loss = loss.mul_scalar(share);
+                    }
+                    let grads = GradientsParams::from_grads(loss.backward(), &model);
+                    Ok((grads, (f64::from(ce_value) * share, Some(out.state))))
+                })?;
         let (model, _) =
             self.optimizer
                 .step(self.model.clone(), grads, &self.groups, lrs, mom, cfg.clip);
         self.model = model;
-        Ok((f64::from(ce_value), out.state))
+        let (losses, states): (Vec<f64>, ShardStates) = outs.into_iter().unzip();
+        Ok((losses.iter().sum(), states))
     }
 
     /// fastai's `lr_find`: trains on batches with an exponentially growing rate (the same for
     /// every group) and records the smoothed loss; the model and optimizer are restored after.
     pub fn lr_find(&mut self, finder: LrFinder) -> Result<LrFindResult, TrainError> {
         let (model, optimizer) = (self.model.clone(), self.optimizer.clone());
-        let device = self.device();
         let n = self.groups.len();
         let mom = default_mom(&self.config.learner);
         let seed = self.config.learner.seed;
         let mut loader = self.loader(&self.train, Some(seed))?;
         let mut batches: Vec<LmBatch> = vec![];
-        let mut state = None;
+        let mut states: ShardStates = vec![];
         let result = lr_find_loop(finder, |i, lr| {
             if batches.is_empty() {
                 batches = loader.epoch().collect();
                 batches.reverse();
-                state = None;
+                states.clear();
             }
             let Some(batch) = batches.pop() else {
                 return Ok(None);
             };
             let _ = i;
-            match self.train_step(&batch, state.take(), &vec![lr; n], mom, &device) {
+            match self.train_step(&batch, std::mem::take(&mut states), &vec![lr; n], mom) {
                 Ok((loss, st)) => {
-                    state = Some(st);
+                    states = st;
                     Ok(Some(loss))
                 }
                 Err(TrainError::NonFiniteLoss { .. }) => Ok(None),
@@ -460,6 +504,85 @@ mod tests {
         assert!(m.accuracy > 0.9, "{m:?}");
         assert!(m.loss < 0.5, "{m:?}");
         assert_eq!(learn.history.len(), 6);
+    }
+
+    /// Data-parallel over two CPU devices (ndarray and flex, burn's forks, transfers and
+    /// gradient accumulation) trains the same model as one device: without dropout the two
+    /// runs differ only by rounding, carried hidden state, AR and TAR included.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn data_parallel_on_two_devices_matches_one_device() {
+        use burn::module::ModuleVisitor;
+        use burn::module::Param;
+
+        struct Collect(Vec<f32>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                self.0.extend(to_vec(param.val()));
+            }
+        }
+        let params = |learn: &LanguageModelLearner| {
+            let mut c = Collect(vec![]);
+            learn.model.visit(&mut c);
+            c.0
+        };
+        let main = test_device().autodiff();
+        let other = Device::flex().autodiff();
+        // One initial model for both runs (tests running alongside share the generator).
+        let init = tiny(&main, 0.0);
+        materialize(&init);
+        let run = |devices: Vec<Device>| {
+            let mut learn = LanguageModelLearner::new(
+                init.clone(),
+                cycle_docs(10, 30),
+                cycle_docs(2, 30),
+                // 5 rows: an uneven 3 + 2 split.
+                LmLearnerConfig {
+                    learner: LearnerConfig {
+                        bs: 5,
+                        ..config(0).learner
+                    },
+                    ..config(0)
+                },
+            )
+            .unwrap();
+            learn.set_devices(devices).unwrap();
+            let rec = learn.fit_one_cycle(2, LrSpec::Float(1e-2)).unwrap();
+            (params(&learn), rec)
+        };
+        let (one, rec_one) = run(vec![main.clone()]);
+        let (two, rec_two) = run(vec![main.clone(), other]);
+        assert_eq!(one.len(), two.len());
+        let worst = one
+            .iter()
+            .zip(&two)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "largest parameter difference {worst}");
+        let moved = one
+            .iter()
+            .zip(&params(
+                &LanguageModelLearner::new(init.clone(), vec![], vec![], config(0)).unwrap(),
+            ))
+            .any(|(a, b)| a != b);
+        assert!(moved, "training changed the parameters");
+        for (a, b) in rec_one.iter().zip(&rec_two) {
+            assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn devices_must_start_with_the_models() {
+        let device = test_device().autodiff();
+        let mut learn =
+            LanguageModelLearner::new(tiny(&device, 0.0), cycle_docs(4, 20), vec![], config(0))
+                .unwrap();
+        assert_eq!(learn.devices(), std::slice::from_ref(&device));
+        assert!(learn.set_devices(vec![device]).is_ok());
+        assert!(matches!(
+            learn.set_devices(vec![test_device()]),
+            Err(TrainError::Devices(_))
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod loss;
 pub mod lr_find;
 pub mod metrics;
 pub mod optimizer;
+pub mod parallel;
 pub mod plot;
 pub mod schedule;
 pub mod schedule_parity;
@@ -18,4 +19,5 @@ pub use groups::{LayerGroups, apply_freeze, classifier_groups, language_model_gr
 pub use learner::{LearnerConfig, Policy, TrainError};
 pub use lm_learner::{LanguageModelLearner, LmLearnerConfig, LmMetrics};
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use parallel::DataParallel;
 pub use schedule::{LrSpec, OneCycle, Schedule, Stlr};
