@@ -9,11 +9,11 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::groups::{LayerGroups, apply_freeze, classifier_groups};
+use super::groups::{LayerGroups, classifier_groups};
 use super::learner::{
-    FitPlan, LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, at_step,
-    begin_epoch, check_finite, default_mom, epoch_dir, latest_checkpoint, lr_find_loop,
-    prune_checkpoints, read_checkpoint, seconds, write_checkpoint,
+    self, FitPlan, LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, at_step,
+    begin_epoch, check_finite, default_mom, epoch_dir, lr_find_loop, prune_checkpoints, seconds,
+    write_checkpoint,
 };
 use super::log::EpochRecord;
 use super::loss::{activation_reg, cross_entropy, temporal_activation_reg};
@@ -148,23 +148,11 @@ impl ClassifierLearner {
         Ok(())
     }
 
-    fn device(&self) -> Device {
-        self.model.encoder.embedding.device()
-    }
-
     /// Trains data-parallel on `devices` (see [`DataParallel`]): the first must be the device
     /// the model lives on; each batch's documents are split across them. BatchNorm then sees
     /// each shard's statistics, as in PyTorch's `DataParallel`.
     pub fn set_devices(&mut self, devices: Vec<Device>) -> Result<(), TrainError> {
-        let parallel = DataParallel::new(devices)?;
-        if *parallel.main() != self.device() {
-            return Err(TrainError::Devices(format!(
-                "the first device must be the model's ({:?})",
-                self.device()
-            )));
-        }
-        self.parallel = parallel;
-        Ok(())
+        learner::set_devices(self, devices)
     }
 
     /// The devices training runs on (the model's alone unless [`set_devices`](Self::set_devices)).
@@ -174,9 +162,7 @@ impl ClassifierLearner {
 
     /// fastai's `freeze_to(n)`; BatchNorm stays trainable; optimizer state is reset.
     pub fn freeze_to(&mut self, n: isize) {
-        self.frozen = self.groups.frozen_prefix(n);
-        self.model = apply_freeze(self.model.clone(), &self.groups, self.frozen);
-        self.optimizer.reset_state();
+        learner::freeze_to(self, n);
     }
 
     /// Trains only the head.
@@ -494,14 +480,27 @@ impl ClassifierLearner {
 
     /// Resumes from a checkpoint; returns the completed epochs of the interrupted fit.
     pub fn resume(&mut self, dir: &Path) -> Result<usize, TrainError> {
-        let dir = latest_checkpoint(dir)?;
-        let (model, progress) = read_checkpoint(&dir, self.model.clone(), &mut self.optimizer)?;
-        self.groups = classifier_groups(&model);
-        self.frozen = progress.frozen;
-        self.model = apply_freeze(model, &self.groups, self.frozen);
-        self.epochs_done = progress.epochs_done;
-        self.history = progress.history;
-        Ok(progress.fit_epochs_done)
+        learner::resume_learner(self, dir)
+    }
+}
+
+impl learner::HasParts for ClassifierLearner {
+    type Model = TextClassifier;
+
+    fn split(model: &TextClassifier) -> LayerGroups {
+        classifier_groups(model)
+    }
+
+    fn parts(&mut self) -> learner::Parts<'_, TextClassifier> {
+        learner::Parts {
+            model: &mut self.model,
+            groups: &mut self.groups,
+            optimizer: &mut self.optimizer,
+            history: &mut self.history,
+            frozen: &mut self.frozen,
+            epochs_done: &mut self.epochs_done,
+            parallel: &mut self.parallel,
+        }
     }
 }
 

@@ -495,3 +495,68 @@ pub(crate) fn at_step(e: TrainError, epoch: usize, step: usize) -> TrainError {
         e => e,
     }
 }
+
+/// Mutable access to what every learner keeps, for the logic both learners share
+/// (freezing, devices, resuming).
+pub(crate) struct Parts<'a, M> {
+    pub(crate) model: &'a mut M,
+    pub(crate) groups: &'a mut super::groups::LayerGroups,
+    pub(crate) optimizer: &'a mut super::optimizer::Optimizer,
+    pub(crate) history: &'a mut Vec<EpochRecord>,
+    pub(crate) frozen: &'a mut usize,
+    pub(crate) epochs_done: &'a mut usize,
+    pub(crate) parallel: &'a mut super::parallel::DataParallel,
+}
+
+/// A learner's model type, its layer-group splitter and access to its [`Parts`].
+pub(crate) trait HasParts {
+    /// The model trained.
+    type Model: burn::module::Module;
+    /// fastai's splitter for the model (`awd_lstm_lm_split` / `awd_lstm_clas_split`).
+    fn split(model: &Self::Model) -> super::groups::LayerGroups;
+    /// The learner's parts.
+    fn parts(&mut self) -> Parts<'_, Self::Model>;
+}
+
+/// fastai's `freeze_to(n)`: groups before `n` (negative: counted from the end) get no gradient;
+/// BatchNorm stays trainable; the optimizer state is reset.
+pub(crate) fn freeze_to<L: HasParts>(learner: &mut L, n: isize) {
+    let p = learner.parts();
+    *p.frozen = p.groups.frozen_prefix(n);
+    *p.model = super::groups::apply_freeze(p.model.clone(), p.groups, *p.frozen);
+    p.optimizer.reset_state();
+}
+
+/// Sets the devices of data-parallel training; the first must be the model's.
+pub(crate) fn set_devices<L: HasParts>(
+    learner: &mut L,
+    devices: Vec<burn::tensor::Device>,
+) -> Result<(), TrainError> {
+    let parallel = super::parallel::DataParallel::new(devices)?;
+    let p = learner.parts();
+    let own = p.parallel.main().clone();
+    if *parallel.main() != own {
+        return Err(TrainError::Devices(format!(
+            "the first device must be the model's ({own:?})"
+        )));
+    }
+    *p.parallel = parallel;
+    Ok(())
+}
+
+/// Loads the newest checkpoint under `dir` into a learner; returns the completed epochs of the
+/// interrupted fit.
+pub(crate) fn resume_learner<L: HasParts>(
+    learner: &mut L,
+    dir: &std::path::Path,
+) -> Result<usize, TrainError> {
+    let dir = latest_checkpoint(dir)?;
+    let p = learner.parts();
+    let (model, progress) = read_checkpoint(&dir, p.model.clone(), p.optimizer)?;
+    *p.groups = L::split(&model);
+    *p.frozen = progress.frozen;
+    *p.model = super::groups::apply_freeze(model, p.groups, *p.frozen);
+    *p.epochs_done = progress.epochs_done;
+    *p.history = progress.history;
+    Ok(progress.fit_epochs_done)
+}

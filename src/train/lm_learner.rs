@@ -16,11 +16,11 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::groups::{LayerGroups, apply_freeze, language_model_groups};
+use super::groups::{LayerGroups, language_model_groups};
 use super::learner::{
-    FitPlan, LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, at_step,
-    begin_epoch, check_finite, default_mom, epoch_dir, latest_checkpoint, lr_find_loop,
-    prune_checkpoints, read_checkpoint, seconds, write_checkpoint,
+    self, FitPlan, LearnerConfig, LrFindResult, Policy, Progress, Reporter, TrainError, at_step,
+    begin_epoch, check_finite, default_mom, epoch_dir, lr_find_loop, prune_checkpoints, seconds,
+    write_checkpoint,
 };
 use super::log::EpochRecord;
 use super::loss::{activation_reg, lm_cross_entropy, temporal_activation_reg};
@@ -119,23 +119,11 @@ impl LanguageModelLearner {
         })
     }
 
-    fn device(&self) -> Device {
-        self.model.encoder.embedding.device()
-    }
-
     /// Trains data-parallel on `devices` (see [`DataParallel`]): the first must be the device
     /// the model lives on; each batch's rows are split across them. The hidden state of each
     /// shard is carried on its device, so the result equals one device's up to rounding.
     pub fn set_devices(&mut self, devices: Vec<Device>) -> Result<(), TrainError> {
-        let parallel = DataParallel::new(devices)?;
-        if *parallel.main() != self.device() {
-            return Err(TrainError::Devices(format!(
-                "the first device must be the model's ({:?})",
-                self.device()
-            )));
-        }
-        self.parallel = parallel;
-        Ok(())
+        learner::set_devices(self, devices)
     }
 
     /// The devices training runs on (the model's alone unless [`set_devices`](Self::set_devices)).
@@ -146,9 +134,7 @@ impl LanguageModelLearner {
     /// fastai's `freeze_to(n)`: groups before `n` (negative: counted from the end) get no
     /// gradient; the optimizer state is reset.
     pub fn freeze_to(&mut self, n: isize) {
-        self.frozen = self.groups.frozen_prefix(n);
-        self.model = apply_freeze(self.model.clone(), &self.groups, self.frozen);
-        self.optimizer.reset_state();
+        learner::freeze_to(self, n);
     }
 
     /// Trains only the last group (for a language model: the embedding and decoder).
@@ -306,14 +292,7 @@ impl LanguageModelLearner {
     /// `fit` with `checkpoint_dir`) for the same architecture. Returns the epochs of the
     /// interrupted fit that were completed.
     pub fn resume(&mut self, dir: &Path) -> Result<usize, TrainError> {
-        let dir = latest_checkpoint(dir)?;
-        let (model, progress) = read_checkpoint(&dir, self.model.clone(), &mut self.optimizer)?;
-        self.groups = language_model_groups(&model);
-        self.frozen = progress.frozen;
-        self.model = apply_freeze(model, &self.groups, self.frozen);
-        self.epochs_done = progress.epochs_done;
-        self.history = progress.history;
-        Ok(progress.fit_epochs_done)
+        learner::resume_learner(self, dir)
     }
 
     /// One optimisation step (data-parallel over the learner's devices); returns the batch's
@@ -445,6 +424,26 @@ impl LanguageModelLearner {
     /// Epochs trained so far.
     pub fn epochs_done(&self) -> usize {
         self.epochs_done
+    }
+}
+
+impl learner::HasParts for LanguageModelLearner {
+    type Model = LanguageModel;
+
+    fn split(model: &LanguageModel) -> LayerGroups {
+        language_model_groups(model)
+    }
+
+    fn parts(&mut self) -> learner::Parts<'_, LanguageModel> {
+        learner::Parts {
+            model: &mut self.model,
+            groups: &mut self.groups,
+            optimizer: &mut self.optimizer,
+            history: &mut self.history,
+            frozen: &mut self.frozen,
+            epochs_done: &mut self.epochs_done,
+            parallel: &mut self.parallel,
+        }
     }
 }
 
