@@ -277,15 +277,17 @@ fn pretrain_wikitext_then_imdb_transfer() {
         "--pretrained",
         &lm.arg(),
         "--train-size",
-        "40",
+        "16",
+        "--test-size",
+        "8",
         "--lm-slice",
-        "20",
+        "8",
     ]);
     let s = common::run_imdb(&imdb).expect("imdb --smoke --pretrained");
     let v = check_classification(&s, "imdb", 2);
     assert_eq!(v["recipe"], "ulmfit");
-    assert_eq!(s.n_train, 40);
-    assert!(s.note.contains("20 unlabelled reviews"), "{}", s.note);
+    assert_eq!((s.n_train, s.n_test), (16, 8));
+    assert!(s.note.contains("8 unlabelled reviews"), "{}", s.note);
     // Labelled training reviews + unlabelled ones.
-    assert_eq!(s.n_lm_docs, 60);
+    assert_eq!(s.n_lm_docs, 24);
 }
