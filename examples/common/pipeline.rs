@@ -305,8 +305,24 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
         pretrained: args.pretrained.as_ref().map(|p| p.display().to_string()),
         device: args.device.clone(),
         out: args.out.as_ref().map(|p| p.display().to_string()),
-        note: task.note.clone(),
+        note: note(&task.note, args),
     })
+}
+
+/// The task's note, plus a warning when `--preset paper` runs without the pretrained model the
+/// paper's numbers depend on.
+fn note(task_note: &str, args: &CommonArgs) -> String {
+    let mut parts: Vec<&str> = vec![];
+    if !task_note.is_empty() {
+        parts.push(task_note);
+    }
+    if args.preset == super::Preset::Paper && args.pretrained.is_none() {
+        parts.push(
+            "no --pretrained model: the paper's sizes without its WT103 pretraining, so not \
+             the paper's recipe",
+        );
+    }
+    parts.join("; ")
 }
 
 /// Smoke runs: a balanced handful of training / test / unlabelled documents.
