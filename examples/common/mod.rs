@@ -29,7 +29,7 @@ pub struct CommonArgs {
     /// `../shared/data`, the download cache, or a download.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// `small`: fastai's recipe with emb 200, hidden 600, 3 layers (finishes on a 2-core CPU);
+    /// `small`: fastai's recipe with emb 200, hidden 600, 3 layers (sized for a CPU);
     /// `paper`: the paper's / fastai's sizes (emb 400, hidden 1152, 3 layers) and recipe.
     #[arg(long, value_enum, default_value_t = Preset::Small)]
     pub preset: Preset,
@@ -53,8 +53,9 @@ pub struct CommonArgs {
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Epochs of language-model fine-tuning with every layer trainable (after one epoch on the
-    /// embedding/decoder only when pretrained). 0 without `--pretrained`: no LM stage. Default:
-    /// the preset's with `--pretrained`, else 0.
+    /// embedding/decoder only when pretrained). Without `--pretrained`, N > 0 first trains a
+    /// language model from random weights on the task's text. Default: the preset's with
+    /// `--pretrained`, else 0 (no LM stage).
     #[arg(long)]
     pub lm_epochs: Option<usize>,
     /// Peak learning rate of the classifier. Default: the preset's.
