@@ -170,9 +170,19 @@ fn trec6_ensemble_saves_both_directions() {
 
 #[test]
 fn ag_news_trains_on_the_test_split_and_says_so() {
-    let args: CommonArgs = parse(&["--smoke", "--data", &data("ag_news_csv-sample.tgz")]);
+    // With a language model trained from random weights on the task's text first.
+    let args: CommonArgs = parse(&[
+        "--smoke",
+        "--lm-epochs",
+        "1",
+        "--data",
+        &data("ag_news_csv-sample.tgz"),
+    ]);
     let s = common::run_bench(Bench::AgNews, &args).expect("ag_news --smoke");
-    check_classification(&s, "ag_news", 4);
+    let v = check_classification(&s, "ag_news", 4);
+    assert_eq!(v["recipe"], "ulmfit");
+    assert!(s.directions[0].lm_perplexity.is_some_and(f64::is_finite));
+    assert_eq!(s.n_lm_docs, s.n_train);
     assert!(
         s.note.contains("6000 rows of the official test.csv"),
         "{}",
