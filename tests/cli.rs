@@ -416,8 +416,24 @@ fn train_is_deterministic_on_cpu_and_its_bundle_predicts() {
         ulmfit::weights::encoder_state_dict(&b.model.encoder, &mut sd);
         let mut v: Vec<Vec<f32>> = sd.iter().map(|(_, t)| t.data.clone()).collect();
         for block in &b.model.head.blocks {
-            v.push(block.linear.weight.val().into_data().try_into_vec_as::<f32>().unwrap());
-            v.push(block.bn.running_var.value().into_data().try_into_vec_as::<f32>().unwrap());
+            v.push(
+                block
+                    .linear
+                    .weight
+                    .val()
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .unwrap(),
+            );
+            v.push(
+                block
+                    .bn
+                    .running_var
+                    .value()
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .unwrap(),
+            );
         }
         v
     };

@@ -373,8 +373,20 @@ fn train(args: TrainArgs) -> Result<(), Failure> {
 }
 
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
+    use ulmfit::fastai::FastaiError;
     use ulmfit::nn::{AwdLstmConfig, TextClassifierConfig};
-    let (state, itos, dims, head) = ulmfit::fastai::load_fastai_classifier(&args.pth, &args.itos)?;
+    let (state, itos, dims, head) =
+        match ulmfit::fastai::load_fastai_classifier(&args.pth, &args.itos) {
+            Err(e @ FastaiError::WrongModelKind { .. }) => {
+                return Err(format!(
+                    "{e}. A bundle holds a classifier: fine-tune this language model on your texts \
+                 first (the library loads it with ulmfit::fastai::load_fastai_lm); converting \
+                 language models to bundles is not supported yet"
+                )
+                .into());
+            }
+            other => other?,
+        };
     let n_class = head.n_class();
     let labels = args
         .labels

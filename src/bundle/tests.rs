@@ -217,6 +217,14 @@ fn impossible_descriptions_are_refused_before_allocating() {
         let e = load_damaged(name, |d| edit_manifest(d, |v| v["model"][field] = value));
         assert!(matches!(e, BundleError::InvalidModel { .. }), "{name}: {e}");
     }
+    // A chunk length that would pad every document to millions of steps.
+    let e = load_damaged("bigbptt", |d| {
+        edit_manifest(d, |v| {
+            v["model"]["bptt"] = serde_json::json!(1_000_000);
+            v["model"]["max_len"] = serde_json::json!(2_000_000);
+        })
+    });
+    assert!(matches!(e, BundleError::InvalidModel { .. }), "{e}");
     let e = load_damaged("layers", |d| {
         edit_manifest(d, |v| {
             v["model"]["encoder"]["n_layers"] = serde_json::json!(0)

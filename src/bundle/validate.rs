@@ -11,6 +11,11 @@ use crate::nn::{TextClassifier, TextClassifierConfig};
 
 /// Deepest encoder accepted (fastai uses 3 layers).
 const MAX_LAYERS: usize = 64;
+/// Longest BPT3C chunk accepted (fastai: 72). Every document is padded to a multiple of it, so
+/// a hostile value could otherwise make each prediction allocate and run without bound.
+const MAX_BPTT: usize = 4096;
+/// Longest pooled window accepted (fastai: 1,440).
+const MAX_POOLED: usize = 1 << 20;
 
 fn prob_ok(p: f64) -> bool {
     p.is_finite() && (0.0..1.0).contains(&p)
@@ -90,9 +95,9 @@ pub(super) fn check_config(
             c.n_class
         ));
     }
-    if c.bptt == 0 || c.max_len < c.bptt {
+    if c.bptt == 0 || c.bptt > MAX_BPTT || c.max_len < c.bptt || c.max_len > MAX_POOLED {
         return bad(format!(
-            "bptt must be positive and max_len at least bptt (bptt {}, max_len {})",
+            "need 0 < bptt <= {MAX_BPTT} and bptt <= max_len <= {MAX_POOLED} (bptt {}, max_len {})",
             c.bptt, c.max_len
         ));
     }
