@@ -13,12 +13,15 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod bundle;
 pub mod data;
 pub mod device;
 pub mod fastai;
 pub mod nn;
 pub mod parity;
 pub mod paths;
+pub mod predict;
+pub mod recipe;
 pub mod text;
 pub mod train;
 pub mod weights;

@@ -249,6 +249,15 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, WeightsError>
         path: path.to_path_buf(),
         source,
     })?;
+    load_module_bytes(module, bytes, path)
+}
+
+/// [`load_module`] from the file's bytes, already read (`path` only names the file in errors).
+pub fn load_module_bytes<M: Module>(
+    module: M,
+    bytes: Vec<u8>,
+    path: &Path,
+) -> Result<M, WeightsError> {
     let record_err = |e: burn::store::RecordError| WeightsError::Record {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use common::datasets::{Bench, load};
-use common::outputs::{Direction, load_outputs};
-use common::pipeline::{Scores, Summary, shrink};
+use common::outputs::load_outputs;
+use common::pipeline::{Summary, shrink};
 use common::{CommonArgs, FastaiArgs, ImdbArgs, Recipe};
-use ulmfit::text::Tokenizer;
-use ulmfit::train::{ClassifierLearner, LabelledDocs, LearnerConfig};
+use ulmfit::predict::Predictor;
 
 #[derive(Parser)]
 struct Cli<T: clap::Args> {
@@ -94,57 +93,37 @@ fn check_classification(s: &Summary, dataset: &str, n_classes: usize) -> serde_j
     v
 }
 
-/// Reloads the saved classifiers, predicts the smoke test set again and checks that this
-/// reproduces the reported accuracies exactly (so the files hold the trained models).
+/// Reloads the saved bundles, classifies the smoke test set's raw texts again with
+/// `Predictor` (each direction, then the ensemble) and checks that this reproduces the reported
+/// accuracies exactly (so the bundles hold the trained models, tokenizer and vocabulary).
 fn check_saved(bench: Bench, args: &CommonArgs, s: &Summary, out: &Path) {
-    let device = ulmfit::device::parse("cpu").expect("device").autodiff();
-    let loaded = load_outputs(out, &device).expect("load the saved outputs");
-    assert_eq!(loaded.vocab.len(), s.vocab);
-    assert_eq!(loaded.info.labels.len(), s.n_classes);
+    let device = ulmfit::device::parse("cpu").expect("device");
+    let loaded = load_outputs(out, &device).expect("load the saved bundles");
     assert_eq!(loaded.info.preset, "smoke");
-    assert_eq!(loaded.models.len(), s.directions.len());
+    assert_eq!(loaded.bundles.len(), s.directions.len());
     let mut task = load(bench, args.data.as_deref(), false).expect("data");
     shrink(&mut task.data, Recipe::new(args).max_docs);
     let texts: Vec<&str> = task.data.test.iter().map(|e| e.text.as_str()).collect();
     let labels: Vec<usize> = task.data.test.iter().map(|e| e.label).collect();
-    let ids: Vec<Vec<u32>> = Tokenizer::default()
-        .tokenize_all(&texts)
-        .iter()
-        .map(|d| loaded.vocab.numericalize(d))
-        .collect();
-    let mut all = vec![];
-    for ((dir, model), result) in loaded.models.into_iter().zip(&s.directions) {
-        assert_eq!(dir, result.direction);
-        let docs: Vec<Vec<u32>> = ids
+    let accuracy = |predictor: &Predictor| {
+        let preds = predictor.predict_batch(&texts).expect("predict");
+        let right = preds
             .iter()
-            .map(|d| {
-                let mut d = d.clone();
-                if dir == Direction::Bwd {
-                    d.reverse();
-                }
-                d
-            })
-            .collect();
-        let learn = ClassifierLearner::new(
-            model,
-            LabelledDocs::default(),
-            LabelledDocs::default(),
-            LearnerConfig::default(),
-        )
-        .expect("learner");
-        let probs = learn.predict(&docs).expect("predict");
-        let scores = Scores::of(&probs, &labels, s.n_classes).expect("scores");
-        assert_eq!(scores.accuracy, result.scores.accuracy, "{dir:?}");
-        all.push(probs);
+            .zip(&labels)
+            .filter(|(p, t)| p.label_index == **t)
+            .count();
+        right as f64 / labels.len() as f64
+    };
+    for ((dir, bundle), result) in loaded.bundles.iter().zip(&s.directions) {
+        assert_eq!(*dir, result.direction);
+        assert_eq!(bundle.vocab.len(), s.vocab);
+        assert_eq!(bundle.manifest.labels.len(), s.n_classes);
+        let one = Predictor::new(bundle.clone());
+        assert_eq!(accuracy(&one), result.scores.accuracy, "{dir:?}");
     }
-    if let [a, b] = &all[..] {
-        let avg: Vec<Vec<f32>> = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p + q) / 2.0).collect())
-            .collect();
-        let scores = Scores::of(&avg, &labels, s.n_classes).expect("scores");
-        assert_eq!(Some(scores.accuracy), s.ensemble_accuracy);
+    if loaded.bundles.len() == 2 {
+        let both = loaded.predictor().expect("ensemble");
+        assert_eq!(Some(accuracy(&both)), s.ensemble_accuracy);
     }
 }
 
@@ -244,7 +223,7 @@ fn fastai_pretrained_fine_tunes_the_wt103_like_fixture() {
     assert_eq!(v["recipe"], "ulmfit");
     // The fixture's sizes (emb 16, hidden 24, 3 layers), not the smoke preset's.
     let loaded = load_outputs(out.path(), &ulmfit::device::ndarray()).expect("outputs");
-    let enc = &loaded.info.config.encoder;
+    let enc = &loaded.bundles[0].1.manifest.model.encoder;
     assert_eq!((enc.emb_size, enc.hidden_size, enc.n_layers), (16, 24, 3));
     assert!(s.directions[0].lm_perplexity.is_some_and(f64::is_finite));
     check_saved(Bench::Trec6, &args.common, &s, out.path());

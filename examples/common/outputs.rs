@@ -1,13 +1,17 @@
-//! `--out DIR`: what a trained classifier leaves behind.
+//! `--out DIR`: the trained classifier(s) as model bundles ([`ulmfit::bundle::Bundle`]).
 //!
-//! TEMPORARY FORMAT, to be replaced by the model-bundle API (`ulmfit::bundle`) when the branches
-//! are merged: [`save_outputs`] is the only writer and [`load_outputs`] the only reader.
+//! `DIR/fwd` and `DIR/bwd` are one bundle each (a forward + backward ensemble saves both); each
+//! loads with `Bundle::load` and serves `ulmfit predict --model DIR/fwd`. `DIR/example.json`
+//! records the preset and the saved directions. A language model pretrained by
+//! `pretrain_wikitext` is saved by `wikitext.rs` with the vocabulary file named here.
 
 use std::path::Path;
 
 use burn::tensor::Device;
+use ulmfit::bundle::{self, Bundle};
 use ulmfit::nn::{TextClassifier, TextClassifierConfig};
-use ulmfit::text::Vocab;
+use ulmfit::predict::Predictor;
+use ulmfit::text::{TokenizerConfig, Vocab};
 
 use super::Error;
 
@@ -29,37 +33,34 @@ impl Direction {
             Direction::Bwd => "bwd",
         }
     }
+
+    /// The bundle's name for it.
+    pub fn bundle(self) -> bundle::Direction {
+        match self {
+            Direction::Fwd => bundle::Direction::Forward,
+            Direction::Bwd => bundle::Direction::Backward,
+        }
+    }
 }
 
-/// File names inside an output folder.
+/// The vocabulary file of a pretrained language model's folder.
 pub const VOCAB_FILE: &str = "vocab.json";
-/// The description of the saved model(s).
-pub const MODEL_FILE: &str = "model.json";
+/// What the example records beside the bundles.
+pub const EXAMPLE_FILE: &str = "example.json";
 
-/// The classifier weights of `direction` in an output folder.
-pub fn weights_file(direction: Direction) -> String {
-    format!("classifier_{}.bpk", direction.name())
-}
-
-/// `model.json`: enough to rebuild and use the saved classifier(s).
+/// `example.json`.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct ModelInfo {
-    /// Class names, in label order.
-    pub labels: Vec<String>,
-    /// The preset the model was trained with (`small`, `paper`, `smoke`).
+pub struct ExampleInfo {
+    /// The preset the models were trained with (`small`, `paper`, `smoke`).
     pub preset: String,
     /// The saved directions (an ensemble has both; average their probabilities).
     pub directions: Vec<Direction>,
-    /// The classifier's architecture.
-    pub config: TextClassifierConfig,
-    /// The vocabulary file, relative to the folder.
-    pub vocab: String,
 }
 
-/// Saves one direction's classifier into `dir`: its weights (`classifier_<dir>.bpk`, burnpack via
-/// `ulmfit::weights::save_module`), the vocabulary (`vocab.json`, `Vocab::save`) and
-/// `model.json` (labels, preset, directions, architecture). A second call with the other
-/// direction adds it to the same folder. Every file is written atomically.
+/// Saves one direction's classifier as the bundle `dir/<fwd|bwd>` (tokenizer: fastai's default
+/// rules, which every example uses) and adds the direction to `dir/example.json`. Both are
+/// written atomically.
+#[allow(clippy::too_many_arguments)]
 pub fn save_outputs(
     dir: &Path,
     model: &TextClassifier,
@@ -70,11 +71,18 @@ pub fn save_outputs(
     preset: &str,
 ) -> Result<(), Error> {
     std::fs::create_dir_all(dir)?;
-    ulmfit::weights::save_module(model.clone(), &dir.join(weights_file(direction)))?;
-    vocab.save(dir.join(VOCAB_FILE))?;
-    let info_path = dir.join(MODEL_FILE);
+    Bundle::from_classifier(
+        model,
+        config,
+        vocab.clone(),
+        labels.to_vec(),
+        TokenizerConfig::default(),
+        direction.bundle(),
+    )?
+    .save(dir.join(direction.name()))?;
+    let info_path = dir.join(EXAMPLE_FILE);
     let mut directions = match std::fs::read(&info_path) {
-        Ok(bytes) => serde_json::from_slice::<ModelInfo>(&bytes)
+        Ok(bytes) => serde_json::from_slice::<ExampleInfo>(&bytes)
             .map(|i| i.directions)
             .unwrap_or_default(),
         Err(_) => vec![],
@@ -82,42 +90,43 @@ pub fn save_outputs(
     if !directions.contains(&direction) {
         directions.push(direction);
     }
-    let info = ModelInfo {
-        labels: labels.to_vec(),
+    let info = ExampleInfo {
         preset: preset.to_string(),
         directions,
-        config: config.clone(),
-        vocab: VOCAB_FILE.to_string(),
     };
-    let json = serde_json::to_vec_pretty(&info)?;
-    ulmfit::atomic::write_atomic(&info_path, &json)
+    ulmfit::atomic::write_atomic(&info_path, &serde_json::to_vec_pretty(&info)?)
         .map_err(|(p, e)| format!("cannot write {}: {e}", p.display()))?;
     Ok(())
 }
 
 /// What [`load_outputs`] reads back.
 pub struct Loaded {
-    /// `model.json`.
-    pub info: ModelInfo,
-    /// The vocabulary.
-    pub vocab: Vocab,
-    /// Each saved direction's classifier.
-    pub models: Vec<(Direction, TextClassifier)>,
+    /// `example.json`.
+    pub info: ExampleInfo,
+    /// Each saved direction's bundle.
+    pub bundles: Vec<(Direction, Bundle)>,
 }
 
-/// Loads what [`save_outputs`] wrote: the description, the vocabulary and each direction's
-/// classifier (on `device`).
-pub fn load_outputs(dir: &Path, device: &Device) -> Result<Loaded, Error> {
-    let info: ModelInfo = serde_json::from_slice(&std::fs::read(dir.join(MODEL_FILE))?)?;
-    let vocab = Vocab::load(dir.join(&info.vocab))?;
-    let mut models = vec![];
-    for &d in &info.directions {
-        let m = ulmfit::weights::load_module(info.config.init(device), &dir.join(weights_file(d)))?;
-        models.push((d, m));
+impl Loaded {
+    /// A predictor over every saved direction (the ensemble when both are there).
+    pub fn predictor(&self) -> Result<Predictor, Error> {
+        let find = |d| self.bundles.iter().find(|(x, _)| *x == d).map(|(_, b)| b);
+        Ok(match (find(Direction::Fwd), find(Direction::Bwd)) {
+            (Some(f), Some(b)) => Predictor::ensemble(f.clone(), b.clone())?,
+            (Some(one), None) | (None, Some(one)) => Predictor::new(one.clone()),
+            (None, None) => return Err("no bundle saved".into()),
+        })
     }
-    Ok(Loaded {
-        info,
-        vocab,
-        models,
-    })
+}
+
+/// Loads what [`save_outputs`] wrote (each bundle checked by `Bundle::load_expecting` for its
+/// direction), on `device`.
+pub fn load_outputs(dir: &Path, device: &Device) -> Result<Loaded, Error> {
+    let info: ExampleInfo = serde_json::from_slice(&std::fs::read(dir.join(EXAMPLE_FILE))?)?;
+    let mut bundles = vec![];
+    for &d in &info.directions {
+        let b = Bundle::load_expecting(dir.join(d.name()), device, d.bundle(), "bundle")?;
+        bundles.push((d, b));
+    }
+    Ok(Loaded { info, bundles })
 }
