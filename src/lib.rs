@@ -21,6 +21,7 @@ pub mod nn;
 pub mod parity;
 pub mod paths;
 pub mod predict;
+pub mod pretrained;
 pub mod recipe;
 pub mod text;
 pub mod train;

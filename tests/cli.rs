@@ -334,19 +334,45 @@ fn converted_fastai_classifier_gives_fastais_logits() {
     for (g, w) in got.iter().zip(want) {
         assert!((g - w).abs() < 1e-5, "{g} vs {w}");
     }
-    // A language model is not a classifier.
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+#[test]
+fn converted_fastai_language_model_gives_fastais_logits() {
+    let out_dir = temp("convert-lm");
     let out = ulmfit(
         &[
             "convert-fastai",
             fixture("lm.pth").to_str().unwrap(),
-            itos.to_str().unwrap(),
+            fixture("lm_itos.pkl").to_str().unwrap(),
             "--out",
             out_dir.to_str().unwrap(),
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("language-model"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The pretrained folder's model reproduces fastai's next-token logits.
+    let device = ulmfit::device::parse("ndarray").unwrap();
+    assert!(ulmfit::pretrained::exists(&out_dir, false));
+    let lm = ulmfit::pretrained::load(&out_dir, false, &device, |c| c).unwrap();
+    let fx = ulmfit::parity::fixture::Fixture::read(&fixture("lm_eval.safetensors")).unwrap();
+    let input = fx.get("input0").unwrap();
+    let x = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(input.ints.clone(), [input.shape[0], input.shape[1]]),
+        &device,
+    );
+    let got: Vec<f32> = lm
+        .model
+        .forward(x, None)
+        .logits
+        .into_data()
+        .try_into_vec_as()
+        .unwrap();
+    let want = &fx.get("logits0").unwrap().floats;
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
     std::fs::remove_dir_all(&out_dir).unwrap();
 }
 

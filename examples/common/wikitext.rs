@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::config::Config;
 use burn::tensor::Device;
 use ulmfit::data::datasets::{WikiTextSplit, read_wikitext, wikitext_articles};
 use ulmfit::data::download::Dataset;
@@ -14,21 +13,10 @@ use ulmfit::nn::{LanguageModel, LanguageModelConfig};
 use ulmfit::text::{Tokenizer, Vocab};
 use ulmfit::train::{LanguageModelLearner, LearnerConfig, LmLearnerConfig, LrSpec, Policy};
 
-use super::outputs::{Direction, VOCAB_FILE};
+use ulmfit::pretrained;
+
+use super::outputs::Direction;
 use super::{Error, Preset};
-
-/// Architecture of a `pretrain_wikitext` model.
-pub const LM_CONFIG_FILE: &str = "lm_config.json";
-
-/// A `pretrain_wikitext` language model's weights (decoder bias included).
-pub fn lm_file(direction: Direction) -> String {
-    format!("lm_{}.bpk", direction.name())
-}
-
-/// Its encoder alone (what a classifier's `load_encoder` takes, with the same vocabulary).
-pub fn encoder_file(direction: Direction) -> String {
-    format!("encoder_{}.bpk", direction.name())
-}
 
 /// A pretrained language model adapted to a new vocabulary.
 pub struct Pretrained {
@@ -53,18 +41,18 @@ pub fn load_pretrained(
     drop_mult: f64,
     device: &Device,
 ) -> Result<Pretrained, Error> {
-    let ours = folder.join(lm_file(direction));
-    let (mut sd, old_itos, sizes, source) = if ours.is_file() {
-        let cfg = LanguageModelConfig::load(folder.join(LM_CONFIG_FILE))
-            .map_err(|e| format!("{}: {e}", folder.join(LM_CONFIG_FILE).display()))?;
-        let lm = ulmfit::weights::load_module(cfg.init(device), &ours)?;
-        let itos = Vocab::load(folder.join(VOCAB_FILE))?.itos().to_vec();
-        let e = &cfg.encoder;
+    let backwards = direction == Direction::Bwd;
+    let (mut sd, old_itos, sizes, source) = if pretrained::exists(folder, backwards) {
+        let saved = pretrained::load(folder, backwards, device, |c| c)?;
+        let e = &saved.config.encoder;
         (
-            ulmfit::weights::language_model_state_dict(&lm),
-            itos,
+            ulmfit::weights::language_model_state_dict(&saved.model),
+            saved.vocab.itos().to_vec(),
             (e.emb_size, e.hidden_size, e.n_layers),
-            ours.display().to_string(),
+            folder
+                .join(pretrained::lm_file(backwards))
+                .display()
+                .to_string(),
         )
     } else {
         let (pth, itos_path) = find_fastai_files(folder, direction)?;
@@ -121,7 +109,7 @@ fn find_fastai_files(folder: &Path, direction: Direction) -> Result<(PathBuf, Pa
         return Err(format!(
             "{}: no {suffix} (fastai) nor {} (pretrain_wikitext) in this folder",
             folder.display(),
-            lm_file(direction)
+            pretrained::lm_file(direction == Direction::Bwd)
         )
         .into());
     };
@@ -312,12 +300,7 @@ pub fn run_pretrain(args: &PretrainArgs) -> Result<PretrainSummary, Error> {
         .ok_or("the evaluation split is too short for one batch")?;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out)?;
-        learn.save(&out.join(lm_file(direction)))?;
-        learn.save_encoder(&out.join(encoder_file(direction)))?;
-        vocab.save(out.join(VOCAB_FILE))?;
-        let path = out.join(LM_CONFIG_FILE);
-        ulmfit::atomic::write_atomic(&path, cfg.to_string().as_bytes())
-            .map_err(|(p, e)| format!("cannot write {}: {e}", p.display()))?;
+        pretrained::save(out, &learn.model, &cfg, &vocab, direction == Direction::Bwd)?;
     }
     Ok(PretrainSummary {
         dataset: Dataset::WikiText2.name().to_string(),

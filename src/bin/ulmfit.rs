@@ -129,17 +129,19 @@ struct EvalArgs {
 
 #[derive(clap::Args, Debug)]
 struct ConvertArgs {
-    /// fastai classifier weights (`learn.save`, zip or legacy .pth).
+    /// fastai weights (zip or legacy .pth): a classifier (`learn.save`) becomes a bundle; a
+    /// language model (e.g. WT103's `lstm_fwd.pth`) becomes a pretrained folder for the
+    /// examples' `--pretrained DIR`.
     pth: PathBuf,
-    /// The pickled vocabulary (itos) the classifier was trained with.
+    /// The pickled vocabulary (itos) the model was trained with (`itos_wt103.pkl`).
     itos: PathBuf,
-    /// Write the bundle here.
+    /// Write the bundle (or the pretrained language-model folder) here.
     #[arg(long)]
     out: PathBuf,
     /// Class names, comma-separated, in class order (default: 0, 1, ...).
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<String>>,
-    /// The classifier was trained on reversed texts (fastai `backwards=True`).
+    /// The model was trained on reversed texts (fastai `backwards=True`; WT103's `lstm_bwd.pth`).
     #[arg(long)]
     backwards: bool,
     /// The classifier's BPT3C chunk length (fastai `seq_len`).
@@ -372,19 +374,46 @@ fn train(args: TrainArgs) -> Result<(), Failure> {
     emit(&mut std::io::stdout().lock(), &line.to_string())
 }
 
+/// A fastai language model, stored as a pretrained folder (`ulmfit::pretrained`): read once,
+/// then loaded quickly by the examples' `--pretrained DIR` and fine-tuned there.
+fn convert_lm(args: &ConvertArgs) -> Result<(), Failure> {
+    use ulmfit::nn::{AwdLstmConfig, LanguageModelConfig};
+    let (state, itos, dims) = ulmfit::fastai::load_fastai_lm(&args.pth, &args.itos)?;
+    if dims.bidirectional {
+        return Err("bidirectional language models are not supported".into());
+    }
+    let config = LanguageModelConfig::new(
+        AwdLstmConfig::new(dims.vocab_size)
+            .with_emb_size(dims.emb_size)
+            .with_hidden_size(dims.hidden_size)
+            .with_n_layers(dims.n_layers),
+    );
+    let device = ulmfit::device::parse("cpu")?;
+    let lm = ulmfit::weights::load_language_model(config.init(&device), &state)?;
+    let vocab = ulmfit::text::Vocab::new(itos);
+    ulmfit::pretrained::save(&args.out, &lm, &config, &vocab, args.backwards)
+        .map_err(|e| e.to_string())?;
+    // Check what was written by reading it back.
+    ulmfit::pretrained::load(&args.out, args.backwards, &device, |c| c)
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "wrote {} (language model: emb {}, hidden {}, {} layers, vocabulary {}; use it with an \
+         example's --pretrained)",
+        args.out.display(),
+        dims.emb_size,
+        dims.hidden_size,
+        dims.n_layers,
+        dims.vocab_size
+    );
+    Ok(())
+}
+
 fn convert(args: ConvertArgs) -> Result<(), Failure> {
     use ulmfit::fastai::FastaiError;
     use ulmfit::nn::{AwdLstmConfig, TextClassifierConfig};
     let (state, itos, dims, head) =
         match ulmfit::fastai::load_fastai_classifier(&args.pth, &args.itos) {
-            Err(e @ FastaiError::WrongModelKind { .. }) => {
-                return Err(format!(
-                    "{e}. A bundle holds a classifier: fine-tune this language model on your texts \
-                 first (the library loads it with ulmfit::fastai::load_fastai_lm); converting \
-                 language models to bundles is not supported yet"
-                )
-                .into());
-            }
+            Err(FastaiError::WrongModelKind { .. }) => return convert_lm(&args),
             other => other?,
         };
     let n_class = head.n_class();
