@@ -17,6 +17,7 @@ pub mod data;
 pub mod device;
 pub mod fastai;
 pub mod nn;
+pub mod ops;
 pub mod parity;
 pub mod paths;
 pub mod text;
