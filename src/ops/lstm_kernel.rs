@@ -6,10 +6,9 @@
 //! runs the gate and cell arithmetic.
 //!
 //! Speed notes (see the fused-LSTM issue):
-//! - every recurrent product is one [`gemm`] call whose destination is the projection buffer
-//!   itself (through strides), so nothing is copied or allocated per step;
-//! - the recurrent weight is transposed once per sequence into the layout `gemm` consumes without
-//!   packing (its "column-major left operand"), instead of being re-packed at every step;
+//! - the recurrent weight is packed once per sequence ([`PackedMatrix`]) instead of being
+//!   re-packed by `gemm` at every step, and each recurrent product writes straight into the
+//!   projection buffer through strides, so nothing is copied or allocated per step;
 //! - the gate arithmetic is one pass over contiguous memory with a branch-free `exp`, compiled for
 //!   AVX-512 / AVX2 when the CPU has them, split across batch rows on the rayon pool;
 //! - the backward runs the recurrence in reverse from the saved gate activations and cell states
@@ -17,6 +16,8 @@
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
+
+use super::packed::PackedMatrix;
 
 /// Sizes of one LSTM direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,8 +158,8 @@ fn forward_impl(
     let mut out = vec![0.0f32; b * (t_len + 1) * h];
     let mut cells = vec![0.0f32; b * t_len * h];
     let mut c = c0.clone();
-    // w_t[k, j] = w_hh[j, k]: `gemm` reads it as its left operand without packing.
-    let w_t = transpose(&w_hh, g4, h);
+    // Packed once for all steps: gates += W_hh h.
+    let w = PackedMatrix::new(&w_hh, g4, h, h, 1);
     let out_rs = (t_len + 1) * h;
     for step in 0..t_len {
         let t = shape.time(step, reverse);
@@ -171,32 +172,19 @@ fn forward_impl(
                 let prev = shape.time(step - 1, reverse);
                 (out[prev * h..].as_ptr(), out_rs)
             };
-            // gates[:, t, :] += h_prev [b, h] x w_t [h, 4h]
-            // SAFETY: every pointer/stride pair stays inside its buffer: rows `0..b` of stride
-            // `t_len * g4` (gates) or `h_rs` (h_prev) and the `[h, g4]` matrix w_t.
+            // gates[:, t, :] += h_prev [b, h] x W_hh^T
+            // SAFETY: rows `0..b` of stride `t_len * g4` inside gates and of stride `h_rs`
+            // inside h0 or out; the two buffers are distinct.
             unsafe {
-                gemm(
+                w.apply(
                     b,
-                    g4,
-                    h,
-                    gates[t * g4..].as_mut_ptr(),
-                    1,
-                    (t_len * g4) as isize,
-                    true,
                     h_prev,
-                    1,
-                    h_rs as isize,
-                    w_t.as_ptr(),
-                    1,
-                    g4 as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism(),
-                );
-            }
+                    h_rs,
+                    gates[t * g4..].as_mut_ptr(),
+                    t_len * g4,
+                    true,
+                )
+            };
         }
         let row = |(((g_row, o_row), c_row), cell_row): ForwardRow<'_>| {
             let g = &mut g_row[t * g4..(t + 1) * g4];
@@ -272,6 +260,8 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
         .flat_map(|r| &r[t_len * h..])
         .copied()
         .collect();
+    // Packed once for all steps: dh = W_hh^T d_gates.
+    let w_t = PackedMatrix::new(&w_hh, h, g4, 1, h);
     for step in (0..t_len).rev() {
         let t = shape.time(step, reverse);
         let prev = (step > 0).then(|| shape.time(step - 1, reverse));
@@ -304,32 +294,18 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
                 .zip(dc.chunks_mut(h))
                 .for_each(row);
         }
-        // dh_next [b, h] = d_gates[:, t, :] [b, 4h] x w_hh [4h, h]
-        // SAFETY: rows `0..b` of stride `t_len * g4` inside d_gates, the `[g4, h]` matrix w_hh
-        // and the `[b, h]` buffer dh_next.
+        // dh_next [b, h] = d_gates[:, t, :] [b, 4h] x W_hh [4h, h]
+        // SAFETY: rows `0..b` of stride `t_len * g4` inside d_gates, `[b, h]` in dh_next.
         unsafe {
-            gemm(
+            w_t.apply(
                 b,
-                h,
-                g4,
-                dh_next.as_mut_ptr(),
-                1,
-                h as isize,
-                false,
                 d_gates[t * g4..].as_ptr(),
-                1,
-                (t_len * g4) as isize,
-                w_hh.as_ptr(),
-                1,
-                h as isize,
-                0.0,
-                1.0,
+                t_len * g4,
+                dh_next.as_mut_ptr(),
+                h,
                 false,
-                false,
-                false,
-                parallelism(),
-            );
-        }
+            )
+        };
     }
     let grad_w = want_w_hh.then(|| {
         // h_prev for every (batch, time) row, then one product: d_w = d_gates^T x h_prev.
@@ -383,22 +359,6 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
         h0: dh_next,
         c0: dc,
     }
-}
-
-/// `[rows, cols]` to `[cols, rows]`, in cache-friendly tiles.
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    const TILE: usize = 32;
-    let mut dst = vec![0.0f32; src.len()];
-    for r0 in (0..rows).step_by(TILE) {
-        for c0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for c in c0..(c0 + TILE).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
-    dst
 }
 
 /// `e^x` without branches or calls, so that loops over it vectorise: Cody-Waite range reduction

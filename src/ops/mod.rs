@@ -7,3 +7,4 @@
 
 pub mod fused_lstm;
 pub mod lstm_kernel;
+pub mod packed;
