@@ -27,6 +27,7 @@ impl PackedMatrix {
             (rows - 1) * r_stride + (k - 1) * c_stride < src.len(),
             "matrix exceeds its buffer"
         );
+        raise_packing_threshold();
         let threads = rayon::current_num_threads().max(1);
         // A few panels per thread, a multiple of 16 rows (one AVX-512 register), at most 256.
         let panel = rows
@@ -122,6 +123,20 @@ impl PackedMatrix {
             (0..n_panels).for_each(run);
         }
     }
+}
+
+/// Lets single-threaded `gemm` calls use a contiguous left operand in place up to 16 register
+/// blocks of columns (the threshold `gemm` already uses for multi-threaded calls) instead of 8:
+/// below it, the per-panel products re-packed every panel at every step for a batch of 64
+/// (11 % of an LSTM forward in `perf`). Process-wide; only ever raised, never lowered.
+fn raise_packing_threshold() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let multi = gemm::get_lhs_packing_threshold_multi_thread();
+        if gemm::get_lhs_packing_threshold_single_thread() < multi {
+            gemm::set_lhs_packing_threshold_single_thread(multi);
+        }
+    });
 }
 
 /// A raw pointer shared across the rayon pool (each task writes a disjoint part).
