@@ -18,6 +18,7 @@ pub mod data;
 pub mod device;
 pub mod fastai;
 pub mod nn;
+pub mod ops;
 pub mod parity;
 pub mod paths;
 pub mod predict;

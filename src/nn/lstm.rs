@@ -7,16 +7,29 @@
 //! fastai's `WeightDropout` does; the reverse direction of a bidirectional layer is not
 //! (fastai only drops `weight_hh_l0`).
 //!
-//! The input projection for all time steps is one matrix product; each step then adds one
-//! recurrent product.
+//! The input projection for all time steps is one matrix product; the recurrence then runs as one
+//! fused operation ([`lstm_recurrence`]: a CPU kernel with a hand-written backward on flex and
+//! ndarray, tensor operations elsewhere). [`LstmLayer::forward_with`] can force the plain
+//! tensor-op path ([`LstmPath::TensorOps`]), which the tests compare against.
 
 use burn::config::Config;
 use burn::module::{Flag, Initializer, Module, Param};
-use burn::tensor::activation::sigmoid;
 use burn::tensor::module::linear;
-use burn::tensor::{Device, Tensor, s};
+use burn::tensor::{Device, Tensor};
 
 use super::dropout::{check_prob, is_training, weight_drop};
+use crate::ops::fused_lstm::{lstm_recurrence, recurrence_tensor_ops};
+
+/// How [`LstmLayer::forward_with`] runs the recurrence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LstmPath {
+    /// The fused operation ([`lstm_recurrence`]): the CPU kernel on flex and ndarray, tensor
+    /// operations on other backends.
+    #[default]
+    Fused,
+    /// Tensor operations step by step, on every backend (the reference for tests).
+    TensorOps,
+}
 
 /// Configuration of an [`LstmLayer`].
 #[derive(Config, Debug)]
@@ -153,6 +166,20 @@ impl LstmLayer {
     /// - state: `[n_directions, batch, d_hidden]` each
     /// - output: `[batch, seq_len, d_hidden * n_directions]`
     pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
+        self.forward_with(input, state, LstmPath::Fused)
+    }
+
+    /// [`forward`](Self::forward) with a chosen implementation of the recurrence.
+    ///
+    /// # Shapes
+    ///
+    /// As [`forward`](Self::forward).
+    pub fn forward_with(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+        path: LstmPath,
+    ) -> (Tensor<3>, LstmState) {
         let device = input.device();
         let [batch, _, _] = input.dims();
         let state = state.unwrap_or_else(|| self.zero_state(batch, &device));
@@ -160,7 +187,7 @@ impl LstmLayer {
         let w_hh = weight_drop(self.forward.weight_hh.val(), self.weight_p, training);
         let h0 = state.h.clone().narrow(0, 0, 1).squeeze_dim::<2>(0);
         let c0 = state.c.clone().narrow(0, 0, 1).squeeze_dim::<2>(0);
-        let (out, h, c) = run_direction(input.clone(), &self.forward, w_hh, h0, c0, false);
+        let (out, h, c) = run_direction(input.clone(), &self.forward, w_hh, h0, c0, false, path);
         match &self.reverse {
             None => (
                 out,
@@ -173,7 +200,7 @@ impl LstmLayer {
                 let h0 = state.h.narrow(0, 1, 1).squeeze_dim::<2>(0);
                 let c0 = state.c.narrow(0, 1, 1).squeeze_dim::<2>(0);
                 let (out_r, h_r, c_r) =
-                    run_direction(input, rev, rev.weight_hh.val(), h0, c0, true);
+                    run_direction(input, rev, rev.weight_hh.val(), h0, c0, true, path);
                 (
                     Tensor::cat(vec![out, out_r], 2),
                     LstmState {
@@ -191,37 +218,26 @@ fn run_direction(
     input: Tensor<3>,
     weights: &LstmWeights,
     w_hh: Tensor<2>,
-    mut h: Tensor<2>,
-    mut c: Tensor<2>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
     reverse: bool,
+    path: LstmPath,
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
     let [batch, seq_len, _] = input.dims();
     let hidden = w_hh.dims()[1];
     let bias = weights.bias_ih.val() + weights.bias_hh.val();
     // One product for the input projection of every time step: [batch, seq_len, 4H].
     let projected = linear(input, weights.weight_ih.val().transpose(), Some(bias));
-    let w_hh_t = w_hh.transpose();
-    let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(seq_len);
-    for step in 0..seq_len {
-        let t = if reverse { seq_len - 1 - step } else { step };
-        let x_t = projected
-            .clone()
-            .slice(s![.., t..t + 1, ..])
-            .reshape([batch, 4 * hidden]);
-        let gates = x_t + h.matmul(w_hh_t.clone());
-        let mut g = gates.chunk(4, 1).into_iter();
-        let (i, f, gg, o) = match (g.next(), g.next(), g.next(), g.next()) {
-            (Some(i), Some(f), Some(gg), Some(o)) => (i, f, gg, o),
-            _ => unreachable!("chunk(4) of a 4H-wide tensor gives four parts"),
-        };
-        c = sigmoid(f) * c + sigmoid(i) * gg.tanh();
-        h = sigmoid(o) * c.clone().tanh();
-        outputs.push(h.clone());
-    }
-    if reverse {
-        outputs.reverse();
-    }
-    (Tensor::stack(outputs, 1), h, c)
+    let packed = match path {
+        LstmPath::Fused => lstm_recurrence(projected, w_hh, h0, c0, reverse),
+        LstmPath::TensorOps => recurrence_tensor_ops(projected, w_hh, h0, c0, reverse),
+    };
+    // [batch, seq_len + 1, hidden]: the outputs, then the final cell state.
+    let out = packed.clone().narrow(1, 0, seq_len);
+    let c = packed.narrow(1, seq_len, 1).reshape([batch, hidden]);
+    let last = if reverse { 0 } else { seq_len - 1 };
+    let h = out.clone().narrow(1, last, 1).reshape([batch, hidden]);
+    (out, h, c)
 }
 
 #[cfg(test)]
@@ -311,5 +327,141 @@ mod tests {
             1e-6,
             "reverse direction",
         );
+    }
+
+    /// Closeness relative to the largest expected magnitude.
+    fn assert_rel(got: &[f32], want: &[f32], tol: f32, what: &str) {
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(got, want, tol * scale, what);
+    }
+
+    /// Outputs and every gradient (input, state, all weights) of a weighted sum of all outputs.
+    fn outputs_and_grads(
+        layer: &LstmLayer,
+        x: &Tensor<3>,
+        state: Option<&LstmState>,
+        path: LstmPath,
+    ) -> Vec<(String, Vec<f32>)> {
+        let device = x.device();
+        let x = x.clone().require_grad();
+        let state = state.map(|s| LstmState {
+            h: s.h.clone().require_grad(),
+            c: s.c.clone().require_grad(),
+        });
+        let (out, st) = layer.forward_with(x.clone(), state.clone(), path);
+        // Fixed, non-uniform weights so that every output element matters differently.
+        let ramp = |dims: Vec<usize>| {
+            let n: usize = dims.iter().product();
+            let v: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0).collect();
+            Tensor::<1>::from_floats(v.as_slice(), &device)
+        };
+        let weighted = |t: Tensor<3>| {
+            let n = t.dims().iter().product::<usize>();
+            (t.reshape([n]) * ramp(vec![n])).sum()
+        };
+        let loss = weighted(out.clone()) + weighted(st.h.clone()) + weighted(st.c.clone());
+        let grads = loss.backward();
+        let mut res = vec![
+            ("out".to_string(), to_vec(out)),
+            ("h".to_string(), to_vec(st.h)),
+            ("c".to_string(), to_vec(st.c)),
+            ("grad x".to_string(), to_vec(x.grad(&grads).unwrap())),
+        ];
+        if let Some(s) = state {
+            res.push(("grad h0".to_string(), to_vec(s.h.grad(&grads).unwrap())));
+            res.push(("grad c0".to_string(), to_vec(s.c.grad(&grads).unwrap())));
+        }
+        let dirs = std::iter::once(&layer.forward).chain(layer.reverse.as_ref());
+        for (d, w) in dirs.enumerate() {
+            let g2 = |p: &Param<Tensor<2>>| to_vec(p.grad(&grads).unwrap());
+            let g1 = |p: &Param<Tensor<1>>| to_vec(p.grad(&grads).unwrap());
+            res.push((format!("grad weight_ih {d}"), g2(&w.weight_ih)));
+            res.push((format!("grad weight_hh {d}"), g2(&w.weight_hh)));
+            res.push((format!("grad bias_ih {d}"), g1(&w.bias_ih)));
+            res.push((format!("grad bias_hh {d}"), g1(&w.bias_hh)));
+        }
+        res
+    }
+
+    /// The fused recurrence matches the tensor-op recurrence: forward to 1e-5, every gradient to
+    /// 1e-4 (relative to the largest), with and without carried state, both directions, B = 1 and
+    /// T = 1, with and without autodiff.
+    fn fused_matches_tensor_ops_on(device: &Device) {
+        let cases = [
+            // (batch, seq_len, d_input, d_hidden, bidirectional, with_state)
+            (3, 6, 5, 4, false, false),
+            (2, 5, 3, 6, true, true),
+            (1, 7, 4, 3, true, false),
+            (2, 1, 3, 5, false, true),
+            (1, 1, 2, 2, true, true),
+        ];
+        for (b, t, d_in, hid, bidir, with_state) in cases {
+            let what = format!("b={b} t={t} in={d_in} h={hid} bidir={bidir} state={with_state}");
+            let ad = device.clone().autodiff();
+            let layer = LstmLayerConfig::new(d_in, hid)
+                .with_bidirectional(bidir)
+                .init(&ad);
+            let n_dir = layer.n_directions();
+            let x = Tensor::<3>::random([b, t, d_in], Distribution::Uniform(-2.0, 2.0), &ad);
+            let state = with_state.then(|| LstmState {
+                h: Tensor::random([n_dir, b, hid], Distribution::Uniform(-1.0, 1.0), &ad),
+                c: Tensor::random([n_dir, b, hid], Distribution::Uniform(-2.0, 2.0), &ad),
+            });
+            let fused = outputs_and_grads(&layer, &x, state.as_ref(), LstmPath::Fused);
+            let plain = outputs_and_grads(&layer, &x, state.as_ref(), LstmPath::TensorOps);
+            assert_eq!(fused.len(), plain.len());
+            for ((name, got), (_, want)) in fused.iter().zip(&plain) {
+                let tol = if name.starts_with("grad") { 1e-4 } else { 1e-5 };
+                assert_rel(got, want, tol, &format!("{what}: {name}"));
+            }
+            // Without autodiff (inference).
+            let layer = layer.valid();
+            let x = x.inner();
+            let state = state.map(|s| LstmState {
+                h: s.h.inner(),
+                c: s.c.inner(),
+            });
+            let (a, sa) = layer.forward_with(x.clone(), state.clone(), LstmPath::Fused);
+            let (p, sp) = layer.forward_with(x, state, LstmPath::TensorOps);
+            assert_rel(
+                &to_vec(a),
+                &to_vec(p),
+                1e-5,
+                &format!("{what}: inference out"),
+            );
+            assert_rel(
+                &to_vec(sa.h),
+                &to_vec(sp.h),
+                1e-5,
+                &format!("{what}: inference h"),
+            );
+            assert_rel(
+                &to_vec(sa.c),
+                &to_vec(sp.c),
+                1e-5,
+                &format!("{what}: inference c"),
+            );
+        }
+    }
+
+    #[test]
+    fn fused_matches_tensor_ops() {
+        fused_matches_tensor_ops_on(&test_device());
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn fused_matches_tensor_ops_flex() {
+        fused_matches_tensor_ops_on(&Device::flex());
+    }
+
+    /// The fused path really is the fused kernel on the CPU backends.
+    #[test]
+    fn cpu_backends_have_the_fused_kernel() {
+        use crate::ops::fused_lstm::has_fused_kernel;
+        assert!(has_fused_kernel(&test_device()));
+        assert!(has_fused_kernel(&test_device().autodiff()));
+        #[cfg(feature = "flex")]
+        assert!(has_fused_kernel(&Device::flex().autodiff()));
     }
 }

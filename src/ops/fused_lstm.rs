@@ -1,0 +1,293 @@
+//! The LSTM recurrence as one burn operation with a hand-written backward (a burn backend
+//! extension).
+//!
+//! [`lstm_recurrence`] takes the input projection of a whole sequence (`x W_ih^T + b_ih + b_hh`),
+//! the recurrent weight and the initial state, and returns one packed tensor `[batch, seq_len + 1,
+//! hidden]`: the hidden state of every time step followed by the final cell state. On the CPU
+//! backends (flex, ndarray, with or without autodiff) it runs [`lstm_kernel`](super::lstm_kernel);
+//! under autodiff the kernel's own backward is registered as one graph node, so the autodiff graph
+//! holds one node per layer and direction instead of several per time step. On any other backend
+//! (CUDA) [`lstm_recurrence`] composes ordinary tensor operations, which burn differentiates.
+// burn 0.22 deprecates its NdArray backend, one of this extension's targets (the macro's generated
+// code names it too, so the allowance must cover the whole file).
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, Backend, Dispatch, DispatchDevice, TensorMetadata, backend_extension,
+};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Tensor, TensorData, read_sync};
+
+use super::lstm_kernel::{self, LstmSaved, LstmShape};
+
+/// Backend extension: the LSTM recurrence of one direction over a whole sequence.
+#[backend_extension(
+    Autodiff,
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray")
+)]
+pub trait LstmBackend: Backend {
+    /// See [`lstm_recurrence`]; `reverse` runs time backwards.
+    fn lstm_recurrence(
+        xproj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self>;
+}
+
+#[cfg(feature = "flex")]
+impl LstmBackend for burn::backend::Flex {
+    fn lstm_recurrence(
+        xproj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        run_inference::<Self>(xproj, w_hh, h0, c0, reverse)
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl LstmBackend for burn::backend::NdArray {
+    fn lstm_recurrence(
+        xproj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        run_inference::<Self>(xproj, w_hh, h0, c0, reverse)
+    }
+}
+
+/// The sizes of the recurrence, from the shapes of its inputs.
+fn lstm_shape<B: Backend>(xproj: &FloatTensor<B>, w_hh: &FloatTensor<B>) -> LstmShape {
+    let x = xproj.shape();
+    let w = w_hh.shape();
+    LstmShape {
+        batch: x[0],
+        seq_len: x[1],
+        hidden: w[1],
+    }
+}
+
+/// A tensor's values as `f32` (a copy for the CPU backends).
+fn to_f32<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+    let data = read_sync(B::float_into_data(t)).expect("reading a CPU tensor cannot fail");
+    data.try_into_vec_as::<f32>()
+        .expect("a float tensor converts to f32")
+}
+
+fn from_f32<B: Backend>(v: Vec<f32>, shape: Vec<usize>, device: &B::Device) -> FloatTensor<B> {
+    B::float_from_data(TensorData::new(v, shape), device)
+}
+
+/// Runs the kernel's forward without keeping anything for a backward pass.
+fn run_inference<B: Backend>(
+    xproj: FloatTensor<B>,
+    w_hh: FloatTensor<B>,
+    h0: FloatTensor<B>,
+    c0: FloatTensor<B>,
+    reverse: bool,
+) -> FloatTensor<B> {
+    let shape = lstm_shape::<B>(&xproj, &w_hh);
+    let device = xproj.device();
+    let saved = lstm_kernel::forward(
+        shape,
+        to_f32::<B>(xproj),
+        to_f32::<B>(w_hh),
+        to_f32::<B>(h0),
+        to_f32::<B>(c0),
+        reverse,
+    );
+    packed_output::<B>(saved.out, shape, &device)
+}
+
+fn packed_output<B: Backend>(out: Vec<f32>, s: LstmShape, device: &B::Device) -> FloatTensor<B> {
+    from_f32::<B>(out, vec![s.batch, s.seq_len + 1, s.hidden], device)
+}
+
+/// The backward step registered in the autodiff graph.
+#[derive(Debug)]
+struct LstmRecurrenceBackward;
+
+impl<B: Backend> Backward<B, 4> for LstmRecurrenceBackward {
+    type State = Arc<LstmSaved>;
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad_out = grads.consume::<B>(&ops.node);
+        let device = grad_out.device();
+        let grad_out = to_f32::<B>(grad_out);
+        let [p_x, p_w, p_h0, p_c0] = ops.parents;
+        // The graph holds the only reference once the forward has returned.
+        let saved = Arc::try_unwrap(ops.state).unwrap_or_else(|shared| LstmSaved {
+            gates: shared.gates.clone(),
+            cells: shared.cells.clone(),
+            out: shared.out.clone(),
+            h0: shared.h0.clone(),
+            c0: shared.c0.clone(),
+            w_hh: shared.w_hh.clone(),
+            ..*shared
+        });
+        let s = saved.shape;
+        let g = lstm_kernel::backward(saved, &grad_out, p_w.is_some());
+        if let Some(node) = p_x {
+            let t = from_f32::<B>(g.xproj, vec![s.batch, s.seq_len, 4 * s.hidden], &device);
+            grads.register::<B>(node.id, t);
+        }
+        if let (Some(node), Some(w)) = (p_w, g.w_hh) {
+            grads.register::<B>(
+                node.id,
+                from_f32::<B>(w, vec![4 * s.hidden, s.hidden], &device),
+            );
+        }
+        if let Some(node) = p_h0 {
+            grads.register::<B>(
+                node.id,
+                from_f32::<B>(g.h0, vec![s.batch, s.hidden], &device),
+            );
+        }
+        if let Some(node) = p_c0 {
+            grads.register::<B>(
+                node.id,
+                from_f32::<B>(g.c0, vec![s.batch, s.hidden], &device),
+            );
+        }
+    }
+}
+
+impl<B: Backend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
+    fn lstm_recurrence(
+        xproj: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+        reverse: bool,
+    ) -> FloatTensor<Self> {
+        let nodes = [xproj.node(), w_hh.node(), h0.node(), c0.node()];
+        let (xproj, w_hh) = (xproj.into_primitive(), w_hh.into_primitive());
+        let (h0, c0) = (h0.into_primitive(), c0.into_primitive());
+        match LstmRecurrenceBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let shape = lstm_shape::<B>(&xproj, &w_hh);
+                let device = xproj.device();
+                let saved = lstm_kernel::forward(
+                    shape,
+                    to_f32::<B>(xproj),
+                    to_f32::<B>(w_hh),
+                    to_f32::<B>(h0),
+                    to_f32::<B>(c0),
+                    reverse,
+                );
+                let out = packed_output::<B>(saved.out.clone(), shape, &device);
+                prep.finish(Arc::new(saved), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(run_inference::<B>(xproj, w_hh, h0, c0, reverse))
+            }
+        }
+    }
+}
+
+/// Whether `device` runs [`lstm_recurrence`] with the fused CPU kernel.
+pub fn has_fused_kernel(device: &burn::tensor::Device) -> bool {
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        DispatchDevice::NdArray(_) => true,
+        _ => false,
+    }
+}
+
+/// The LSTM recurrence of one direction over a whole sequence.
+///
+/// Gates are PyTorch's `i, f, g, o`; `xproj` already holds `x W_ih^T + b_ih + b_hh`. With
+/// `reverse`, time runs from the last step to the first (the reverse direction of a
+/// bidirectional layer); outputs stay in time order.
+///
+/// # Shapes
+///
+/// - xproj: `[batch, seq_len, 4 * hidden]`
+/// - w_hh: `[4 * hidden, hidden]`
+/// - h0, c0: `[batch, hidden]`
+/// - output: `[batch, seq_len + 1, hidden]`: the hidden state of every time step, then the final
+///   cell state.
+///
+/// # Panics
+///
+/// If the shapes do not fit together.
+pub fn lstm_recurrence(
+    xproj: Tensor<3>,
+    w_hh: Tensor<2>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+    reverse: bool,
+) -> Tensor<3> {
+    let [batch, seq_len, g4] = xproj.dims();
+    let [w_rows, hidden] = w_hh.dims();
+    assert!(
+        g4 == 4 * hidden && w_rows == g4 && seq_len > 0,
+        "lstm_recurrence: xproj {:?} does not fit w_hh {:?}",
+        xproj.dims(),
+        w_hh.dims()
+    );
+    assert_eq!(h0.dims(), [batch, hidden], "lstm_recurrence: h0 shape");
+    assert_eq!(c0.dims(), [batch, hidden], "lstm_recurrence: c0 shape");
+    if has_fused_kernel(&xproj.device()) {
+        Tensor::from_dispatch(<Dispatch as LstmBackend>::lstm_recurrence(
+            xproj.into_dispatch(),
+            w_hh.into_dispatch(),
+            h0.into_dispatch(),
+            c0.into_dispatch(),
+            reverse,
+        ))
+    } else {
+        recurrence_tensor_ops(xproj, w_hh, h0, c0, reverse)
+    }
+}
+
+/// The generic fallback: one recurrent product and the gate arithmetic per step as tensor ops.
+pub fn recurrence_tensor_ops(
+    xproj: Tensor<3>,
+    w_hh: Tensor<2>,
+    mut h: Tensor<2>,
+    mut c: Tensor<2>,
+    reverse: bool,
+) -> Tensor<3> {
+    let [batch, seq_len, g4] = xproj.dims();
+    let w_hh_t = w_hh.transpose();
+    let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(seq_len);
+    // Splitting once beats slicing the tracked projection at every step (each slice's backward
+    // allocates a full-size gradient).
+    let steps: Vec<Tensor<3>> = xproj.chunk(seq_len, 1);
+    for step in 0..seq_len {
+        let t = if reverse { seq_len - 1 - step } else { step };
+        let x_t = steps[t].clone().reshape([batch, g4]);
+        let gates = x_t + h.matmul(w_hh_t.clone());
+        let [i, f, gg, o] = <[Tensor<2>; 4]>::try_from(gates.chunk(4, 1))
+            .unwrap_or_else(|_| unreachable!("chunk(4) of a 4H-wide tensor gives four parts"));
+        c = sigmoid(f) * c + sigmoid(i) * gg.tanh();
+        h = sigmoid(o) * c.clone().tanh();
+        outputs.push(h.clone());
+    }
+    if reverse {
+        outputs.reverse();
+    }
+    outputs.push(c);
+    Tensor::stack(outputs, 1)
+}

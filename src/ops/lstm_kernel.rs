@@ -1,0 +1,610 @@
+//! The LSTM recurrence on plain `f32` slices: forward and a hand-written backward.
+//!
+//! Layouts follow PyTorch: gates `i, f, g, o` stacked along `4 * hidden`, batch-first sequences.
+//! The input projection (`x W_ih^T + b_ih + b_hh`, `[batch, seq_len, 4 * hidden]`) is computed
+//! by the caller in one large product; this kernel adds the recurrent product step by step and
+//! runs the gate and cell arithmetic.
+//!
+//! Speed notes (see the fused-LSTM issue):
+//! - the recurrent weight is packed once per sequence ([`PackedMatrix`]) instead of being
+//!   re-packed by `gemm` at every step, and each recurrent product writes straight into the
+//!   projection buffer through strides, so nothing is copied or allocated per step;
+//! - the gate arithmetic is one pass over contiguous memory with a branch-free `exp`, compiled for
+//!   AVX-512 / AVX2 when the CPU has them, split across batch rows on the rayon pool;
+//! - the backward runs the recurrence in reverse from the saved gate activations and cell states
+//!   and computes the weight gradient as one product over all `batch * seq_len` rows at the end.
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+use super::packed::PackedMatrix;
+
+/// Sizes of one LSTM direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LstmShape {
+    /// Sequences in the batch.
+    pub batch: usize,
+    /// Time steps.
+    pub seq_len: usize,
+    /// Hidden units.
+    pub hidden: usize,
+}
+
+impl LstmShape {
+    fn gates(&self) -> usize {
+        4 * self.hidden
+    }
+
+    /// Time index of processing step `step`.
+    fn time(&self, step: usize, reverse: bool) -> usize {
+        if reverse {
+            self.seq_len - 1 - step
+        } else {
+            step
+        }
+    }
+}
+
+/// What the forward pass keeps for the backward pass.
+pub struct LstmSaved {
+    /// Sizes.
+    pub shape: LstmShape,
+    /// Whether time ran backwards.
+    pub reverse: bool,
+    /// Gate activations `i, f, g, o` after their nonlinearity, `[batch, seq_len, 4 * hidden]`.
+    pub gates: Vec<f32>,
+    /// Cell state after each step, `[batch, seq_len, hidden]`.
+    pub cells: Vec<f32>,
+    /// The packed output (see [`forward`]), `[batch, seq_len + 1, hidden]`.
+    pub out: Vec<f32>,
+    /// Initial hidden state, `[batch, hidden]`.
+    pub h0: Vec<f32>,
+    /// Initial cell state, `[batch, hidden]`.
+    pub c0: Vec<f32>,
+    /// Recurrent weight, `[4 * hidden, hidden]`.
+    pub w_hh: Vec<f32>,
+}
+
+impl core::fmt::Debug for LstmSaved {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LstmSaved")
+            .field("shape", &self.shape)
+            .field("reverse", &self.reverse)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Gradients of the recurrence's inputs.
+pub struct LstmGrads {
+    /// Gradient of the input projection, `[batch, seq_len, 4 * hidden]`.
+    pub xproj: Vec<f32>,
+    /// Gradient of the recurrent weight, `[4 * hidden, hidden]` (when asked for).
+    pub w_hh: Option<Vec<f32>>,
+    /// Gradient of the initial hidden state, `[batch, hidden]`.
+    pub h0: Vec<f32>,
+    /// Gradient of the initial cell state, `[batch, hidden]`.
+    pub c0: Vec<f32>,
+}
+
+/// One batch row in the forward loop: gates, packed output, cell state, saved cells.
+type ForwardRow<'a> = (
+    ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+    &'a mut [f32],
+);
+
+/// One batch row in the backward loop: gates, saved cells, c0, output gradient, dh from the
+/// later step, dc.
+type BackwardRow<'a> = (
+    (
+        (((&'a mut [f32], &'a [f32]), &'a [f32]), &'a [f32]),
+        &'a [f32],
+    ),
+    &'a mut [f32],
+);
+
+/// Parallelism for the matrix products: the whole rayon pool.
+fn parallelism() -> Parallelism {
+    Parallelism::Rayon(0)
+}
+
+/// Whether the element-wise work of one step is worth splitting across threads.
+fn split_rows(shape: &LstmShape) -> bool {
+    shape.batch >= 2 && shape.batch * shape.hidden >= 16 * 1024 && rayon::current_num_threads() > 1
+}
+
+/// Runs the recurrence.
+///
+/// `xproj` is the input projection including both biases; its buffer is reused for the gate
+/// activations. Returns the packed output `[batch, seq_len + 1, hidden]`: the hidden state of
+/// every time step (in time order, also for `reverse`) followed by the final cell state, and the
+/// saved activations.
+///
+/// # Panics
+///
+/// If a slice's length does not match `shape` (the burn wrapper checks shapes first).
+pub fn forward(
+    shape: LstmShape,
+    xproj: Vec<f32>,
+    w_hh: Vec<f32>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    reverse: bool,
+) -> LstmSaved {
+    let split = split_rows(&shape);
+    forward_impl(shape, xproj, w_hh, h0, c0, reverse, split)
+}
+
+/// [`forward`], with the element-wise work split across batch rows on the rayon pool or not.
+fn forward_impl(
+    shape: LstmShape,
+    xproj: Vec<f32>,
+    w_hh: Vec<f32>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    reverse: bool,
+    split: bool,
+) -> LstmSaved {
+    let LstmShape {
+        batch: b,
+        seq_len: t_len,
+        hidden: h,
+    } = shape;
+    let g4 = shape.gates();
+    assert_eq!(xproj.len(), b * t_len * g4, "xproj size");
+    assert_eq!(w_hh.len(), g4 * h, "w_hh size");
+    assert_eq!(h0.len(), b * h, "h0 size");
+    assert_eq!(c0.len(), b * h, "c0 size");
+    let mut gates = xproj;
+    let mut out = vec![0.0f32; b * (t_len + 1) * h];
+    let mut cells = vec![0.0f32; b * t_len * h];
+    let mut c = c0.clone();
+    // Packed once for all steps: gates += W_hh h.
+    let w = PackedMatrix::new(&w_hh, g4, h, h, 1);
+    let out_rs = (t_len + 1) * h;
+    for step in 0..t_len {
+        let t = shape.time(step, reverse);
+        if step == 0 && h0.iter().all(|&v| v == 0.0) {
+            // Zero initial state: the recurrent product adds nothing.
+        } else {
+            let (h_prev, h_rs) = if step == 0 {
+                (h0.as_ptr(), h)
+            } else {
+                let prev = shape.time(step - 1, reverse);
+                (out[prev * h..].as_ptr(), out_rs)
+            };
+            // gates[:, t, :] += h_prev [b, h] x W_hh^T
+            // SAFETY: rows `0..b` of stride `t_len * g4` inside gates and of stride `h_rs`
+            // inside h0 or out; the two buffers are distinct.
+            unsafe {
+                w.apply(
+                    b,
+                    h_prev,
+                    h_rs,
+                    gates[t * g4..].as_mut_ptr(),
+                    t_len * g4,
+                    true,
+                )
+            };
+        }
+        let row = |(((g_row, o_row), c_row), cell_row): ForwardRow<'_>| {
+            let g = &mut g_row[t * g4..(t + 1) * g4];
+            let hid = &mut o_row[t * h..(t + 1) * h];
+            cell_forward(g, c_row, hid);
+            cell_row[t * h..(t + 1) * h].copy_from_slice(c_row);
+        };
+        if split {
+            gates
+                .par_chunks_mut(t_len * g4)
+                .zip(out.par_chunks_mut(out_rs))
+                .zip(c.par_chunks_mut(h))
+                .zip(cells.par_chunks_mut(t_len * h))
+                .for_each(row);
+        } else {
+            gates
+                .chunks_mut(t_len * g4)
+                .zip(out.chunks_mut(out_rs))
+                .zip(c.chunks_mut(h))
+                .zip(cells.chunks_mut(t_len * h))
+                .for_each(row);
+        }
+    }
+    for (o_row, c_row) in out.chunks_mut(out_rs).zip(c.chunks(h)) {
+        o_row[t_len * h..].copy_from_slice(c_row);
+    }
+    LstmSaved {
+        shape,
+        reverse,
+        gates,
+        cells,
+        out,
+        h0,
+        c0,
+        w_hh,
+    }
+}
+
+/// Runs the recurrence backwards.
+///
+/// `grad_out` is the gradient of the packed output of [`forward`], `[batch, seq_len + 1,
+/// hidden]`. The weight gradient is computed only when `want_w_hh`.
+pub fn backward(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool) -> LstmGrads {
+    let split = split_rows(&saved.shape);
+    backward_impl(saved, grad_out, want_w_hh, split)
+}
+
+/// [`backward`], with the element-wise work split across batch rows on the rayon pool or not.
+fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: bool) -> LstmGrads {
+    let LstmSaved {
+        shape,
+        reverse,
+        gates,
+        cells,
+        out,
+        h0,
+        c0,
+        w_hh,
+    } = saved;
+    let LstmShape {
+        batch: b,
+        seq_len: t_len,
+        hidden: h,
+    } = shape;
+    let g4 = shape.gates();
+    let out_rs = (t_len + 1) * h;
+    assert_eq!(grad_out.len(), b * out_rs, "grad_out size");
+    // The gate buffer becomes the gradient of the gate pre-activations.
+    let mut d_gates = gates;
+    let mut dh_next = vec![0.0f32; b * h];
+    let mut dc: Vec<f32> = grad_out
+        .chunks(out_rs)
+        .flat_map(|r| &r[t_len * h..])
+        .copied()
+        .collect();
+    // Packed once for all steps: dh = W_hh^T d_gates.
+    let w_t = PackedMatrix::new(&w_hh, h, g4, 1, h);
+    for step in (0..t_len).rev() {
+        let t = shape.time(step, reverse);
+        let prev = (step > 0).then(|| shape.time(step - 1, reverse));
+        let row = |(((((g_row, cell_row), c0_row), go_row), dh_row), dc_row): BackwardRow<'_>| {
+            let g = &mut g_row[t * g4..(t + 1) * g4];
+            let c_t = &cell_row[t * h..(t + 1) * h];
+            let c_prev = match prev {
+                Some(p) => &cell_row[p * h..(p + 1) * h],
+                None => c0_row,
+            };
+            let dh_out = &go_row[t * h..(t + 1) * h];
+            cell_backward(g, c_t, c_prev, dh_out, dh_row, dc_row);
+        };
+        if split {
+            d_gates
+                .par_chunks_mut(t_len * g4)
+                .zip(cells.par_chunks(t_len * h))
+                .zip(c0.par_chunks(h))
+                .zip(grad_out.par_chunks(out_rs))
+                .zip(dh_next.par_chunks(h))
+                .zip(dc.par_chunks_mut(h))
+                .for_each(row);
+        } else {
+            d_gates
+                .chunks_mut(t_len * g4)
+                .zip(cells.chunks(t_len * h))
+                .zip(c0.chunks(h))
+                .zip(grad_out.chunks(out_rs))
+                .zip(dh_next.chunks(h))
+                .zip(dc.chunks_mut(h))
+                .for_each(row);
+        }
+        // dh_next [b, h] = d_gates[:, t, :] [b, 4h] x W_hh [4h, h]
+        // SAFETY: rows `0..b` of stride `t_len * g4` inside d_gates, `[b, h]` in dh_next.
+        unsafe {
+            w_t.apply(
+                b,
+                d_gates[t * g4..].as_ptr(),
+                t_len * g4,
+                dh_next.as_mut_ptr(),
+                h,
+                false,
+            )
+        };
+    }
+    let grad_w = want_w_hh.then(|| {
+        // h_prev for every (batch, time) row, then one product: d_w = d_gates^T x h_prev.
+        let mut h_prev = vec![0.0f32; b * t_len * h];
+        for ((hp_row, o_row), h0_row) in h_prev
+            .chunks_mut(t_len * h)
+            .zip(out.chunks(out_rs))
+            .zip(h0.chunks(h))
+        {
+            for step in 0..t_len {
+                let t = shape.time(step, reverse);
+                let src = if step == 0 {
+                    h0_row
+                } else {
+                    let p = shape.time(step - 1, reverse);
+                    &o_row[p * h..(p + 1) * h]
+                };
+                hp_row[t * h..(t + 1) * h].copy_from_slice(src);
+            }
+        }
+        let mut d_w = vec![0.0f32; g4 * h];
+        // SAFETY: d_gates is `[b * t_len, g4]`, h_prev `[b * t_len, h]`, d_w `[g4, h]`.
+        unsafe {
+            gemm(
+                g4,
+                h,
+                b * t_len,
+                d_w.as_mut_ptr(),
+                1,
+                h as isize,
+                false,
+                d_gates.as_ptr(),
+                g4 as isize,
+                1,
+                h_prev.as_ptr(),
+                1,
+                h as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(),
+            );
+        }
+        d_w
+    });
+    LstmGrads {
+        xproj: d_gates,
+        w_hh: grad_w,
+        h0: dh_next,
+        c0: dc,
+    }
+}
+
+/// `e^x` without branches or calls, so that loops over it vectorise: Cody-Waite range reduction
+/// and Cephes' degree-6 polynomial (relative error about 2e-7 on the clamped range).
+#[inline(always)]
+fn exp_fast(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer that sits in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let v = x * LOG2E + MAGIC;
+    let n = v - MAGIC;
+    let ni = v.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 0.166_666_65)
+        * r
+        + 0.5;
+    let y = p * (r * r) + r + 1.0;
+    y * f32::from_bits(((ni + 127) as u32) << 23)
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_fast(-x))
+}
+
+/// `tanh(x) = 2 sigmoid(2x) - 1` (absolute error about 2e-7).
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    2.0 / (1.0 + exp_fast(-2.0 * x)) - 1.0
+}
+
+/// One step of one sequence: `g` holds the pre-activations `[4h]` and receives the activations,
+/// `c` the cell state (updated), `h_out` receives the hidden state.
+#[inline(always)]
+fn cell_forward_impl(g: &mut [f32], c: &mut [f32], h_out: &mut [f32]) {
+    let n = c.len();
+    let (gi, rest) = g.split_at_mut(n);
+    let (gf, rest) = rest.split_at_mut(n);
+    let (gg, go) = rest.split_at_mut(n);
+    let (gg, go, h_out) = (&mut gg[..n], &mut go[..n], &mut h_out[..n]);
+    for j in 0..n {
+        let i = sigmoid(gi[j]);
+        let f = sigmoid(gf[j]);
+        let g = tanh(gg[j]);
+        let o = sigmoid(go[j]);
+        let cn = f * c[j] + i * g;
+        c[j] = cn;
+        h_out[j] = o * tanh(cn);
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = g;
+        go[j] = o;
+    }
+}
+
+/// One backward step of one sequence: `g` holds the activations and receives the gradient of the
+/// pre-activations; `dc` holds the gradient of the cell state after the step and receives the
+/// one before it.
+#[inline(always)]
+fn cell_backward_impl(
+    g: &mut [f32],
+    c_t: &[f32],
+    c_prev: &[f32],
+    dh_out: &[f32],
+    dh_next: &[f32],
+    dc: &mut [f32],
+) {
+    let n = dc.len();
+    let (gi, rest) = g.split_at_mut(n);
+    let (gf, rest) = rest.split_at_mut(n);
+    let (gg, go) = rest.split_at_mut(n);
+    let (gg, go) = (&mut gg[..n], &mut go[..n]);
+    let (c_t, c_prev, dh_out, dh_next) = (&c_t[..n], &c_prev[..n], &dh_out[..n], &dh_next[..n]);
+    for j in 0..n {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let th = tanh(c_t[j]);
+        let dh = dh_out[j] + dh_next[j];
+        let d_o = dh * th;
+        let dcj = dc[j] + dh * o * (1.0 - th * th);
+        dc[j] = dcj * f;
+        gi[j] = dcj * g * i * (1.0 - i);
+        gf[j] = dcj * c_prev[j] * f * (1.0 - f);
+        gg[j] = dcj * i * (1.0 - g * g);
+        go[j] = d_o * o * (1.0 - o);
+    }
+}
+
+macro_rules! multiversion {
+    ($name:ident, $imp:ident, ($($arg:ident : $ty:ty),*)) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $imp($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    $imp($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $imp($($arg),*)
+        }
+    };
+}
+
+multiversion!(cell_forward, cell_forward_impl, (g: &mut [f32], c: &mut [f32], h_out: &mut [f32]));
+multiversion!(
+    cell_backward,
+    cell_backward_impl,
+    (
+        g: &mut [f32],
+        c_t: &[f32],
+        c_prev: &[f32],
+        dh_out: &[f32],
+        dh_next: &[f32],
+        dc: &mut [f32]
+    )
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_fast_is_accurate() {
+        for k in -8000..8000 {
+            let x = k as f32 * 0.01;
+            let want = (x as f64).exp();
+            let got = exp_fast(x) as f64;
+            assert!(
+                ((got - want) / want).abs() < 4e-7,
+                "exp({x}): {got} vs {want}"
+            );
+        }
+        assert!(exp_fast(-1000.0) < 1e-37);
+        assert!(exp_fast(1000.0).is_finite());
+        assert!((sigmoid(-100.0)).abs() < 1e-30);
+        assert!((tanh(-100.0) + 1.0).abs() < 1e-7 && (tanh(100.0) - 1.0).abs() < 1e-7);
+    }
+
+    /// Splitting the element-wise work across threads changes nothing.
+    #[test]
+    fn split_rows_gives_identical_results() {
+        let shape = LstmShape {
+            batch: 5,
+            seq_len: 4,
+            hidden: 7,
+        };
+        let vals = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 2.0)
+                .collect()
+        };
+        let x = vals(5 * 4 * 28, 1);
+        let (w, h0, c0) = (vals(28 * 7, 2), vals(35, 3), vals(35, 4));
+        let g = vals(5 * 5 * 7, 5);
+        for reverse in [false, true] {
+            let run = |split: bool| {
+                let s = forward_impl(
+                    shape,
+                    x.clone(),
+                    w.clone(),
+                    h0.clone(),
+                    c0.clone(),
+                    reverse,
+                    split,
+                );
+                let out = s.out.clone();
+                let gr = backward_impl(s, &g, true, split);
+                (out, gr.xproj, gr.w_hh.unwrap(), gr.h0, gr.c0)
+            };
+            assert!(run(true) == run(false), "reverse={reverse}");
+        }
+    }
+
+    /// Finite differences of a scalar loss through the kernel, in f64 terms of the f32 kernel.
+    #[test]
+    fn backward_matches_finite_differences() {
+        let shape = LstmShape {
+            batch: 2,
+            seq_len: 3,
+            hidden: 3,
+        };
+        let n_x = shape.batch * shape.seq_len * 12;
+        let vals = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 1.5)
+                .collect()
+        };
+        let (x, w, h0, c0) = (vals(n_x, 1), vals(36, 2), vals(6, 3), vals(6, 4));
+        let weights = vals(2 * 4 * 3, 5);
+        for reverse in [false, true] {
+            let loss = |x: &[f32], w: &[f32], h0: &[f32], c0: &[f32]| -> f64 {
+                let s = forward(
+                    shape,
+                    x.to_vec(),
+                    w.to_vec(),
+                    h0.to_vec(),
+                    c0.to_vec(),
+                    reverse,
+                );
+                s.out
+                    .iter()
+                    .zip(&weights)
+                    .map(|(a, b)| (*a * *b) as f64)
+                    .sum()
+            };
+            let saved = forward(shape, x.clone(), w.clone(), h0.clone(), c0.clone(), reverse);
+            let grads = backward(saved, &weights, true);
+            let eps = 1e-2f32;
+            let check = |what: &str, base: &[f32], got: &[f32], f: &dyn Fn(&[f32]) -> f64| {
+                for k in 0..base.len() {
+                    let mut p = base.to_vec();
+                    p[k] += eps;
+                    let up = f(&p);
+                    p[k] -= 2.0 * eps;
+                    let down = f(&p);
+                    let fd = (up - down) / (2.0 * eps as f64);
+                    assert!(
+                        (fd - got[k] as f64).abs() < 2e-3,
+                        "{what}[{k}] reverse={reverse}: fd {fd} vs {}",
+                        got[k]
+                    );
+                }
+            };
+            check("x", &x, &grads.xproj, &|p| loss(p, &w, &h0, &c0));
+            check("w", &w, grads.w_hh.as_ref().unwrap(), &|p| {
+                loss(&x, p, &h0, &c0)
+            });
+            check("h0", &h0, &grads.h0, &|p| loss(&x, &w, p, &c0));
+            check("c0", &c0, &grads.c0, &|p| loss(&x, &w, &h0, p));
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Custom operations: the fused LSTM recurrence with a hand-written backward.
+//!
+//! * [`lstm_kernel`]: the recurrence on `f32` slices (forward and backward), no burn types.
+//! * [`fused_lstm`]: the same as one burn operation (a backend extension for the CPU backends,
+//!   with its backward registered in the autodiff graph) and the tensor-op fallback used on
+//!   every other backend.
+
+pub mod fused_lstm;
+pub mod lstm_kernel;
+pub mod packed;
