@@ -120,12 +120,7 @@ impl Bundle {
                 vocab.len()
             ));
         }
-        let n_class = model
-            .head
-            .blocks
-            .last()
-            .map(|b| b.linear.weight.dims()[1])
-            .unwrap_or(0);
+        let n_class = model.n_class();
         if n_class != config.n_class || labels.len() != n_class {
             return bad(format!(
                 "the model has {n_class} classes, the configuration {} and {} labels were given",

@@ -260,6 +260,15 @@ pub struct TextClassifier {
 }
 
 impl TextClassifier {
+    /// Number of classes (outputs of the head's last linear layer).
+    pub fn n_class(&self) -> usize {
+        self.head
+            .blocks
+            .last()
+            .map(|b| b.linear.weight.dims()[1])
+            .unwrap_or(0)
+    }
+
     /// Classifies a batch of padded documents. Any padding layout is accepted (see
     /// [`encode_documents`]); the result of a document does not depend on its batch.
     ///

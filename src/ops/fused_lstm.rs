@@ -100,6 +100,19 @@ fn run_inference<B: Backend>(
     c0: FloatTensor<B>,
     reverse: bool,
 ) -> FloatTensor<B> {
+    let (saved, shape, device) = run_forward::<B>(xproj, w_hh, h0, c0, reverse);
+    packed_output::<B>(saved.out, shape, &device)
+}
+
+/// Runs the kernel's forward on the inputs' data; returns what it saved, the shape and the
+/// device of the inputs.
+fn run_forward<B: Backend>(
+    xproj: FloatTensor<B>,
+    w_hh: FloatTensor<B>,
+    h0: FloatTensor<B>,
+    c0: FloatTensor<B>,
+    reverse: bool,
+) -> (LstmSaved, LstmShape, B::Device) {
     let shape = lstm_shape::<B>(&xproj, &w_hh);
     let device = xproj.device();
     let saved = lstm_kernel::forward(
@@ -110,7 +123,7 @@ fn run_inference<B: Backend>(
         to_f32::<B>(c0),
         reverse,
     );
-    packed_output::<B>(saved.out, shape, &device)
+    (saved, shape, device)
 }
 
 fn packed_output<B: Backend>(out: Vec<f32>, s: LstmShape, device: &B::Device) -> FloatTensor<B> {
@@ -183,16 +196,7 @@ impl<B: Backend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let shape = lstm_shape::<B>(&xproj, &w_hh);
-                let device = xproj.device();
-                let saved = lstm_kernel::forward(
-                    shape,
-                    to_f32::<B>(xproj),
-                    to_f32::<B>(w_hh),
-                    to_f32::<B>(h0),
-                    to_f32::<B>(c0),
-                    reverse,
-                );
+                let (saved, shape, device) = run_forward::<B>(xproj, w_hh, h0, c0, reverse);
                 let out = packed_output::<B>(saved.out.clone(), shape, &device);
                 prep.finish(Arc::new(saved), out)
             }

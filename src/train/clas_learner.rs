@@ -96,12 +96,7 @@ impl ClassifierLearner {
         if !model.encoder.embedding.device().is_autodiff() {
             return Err(TrainError::NotAutodiff);
         }
-        let n_class = model
-            .head
-            .blocks
-            .last()
-            .map(|b| b.linear.weight.dims()[1])
-            .unwrap_or(0);
+        let n_class = model.n_class();
         for (what, set) in [("training", &train), ("validation", &valid)] {
             if set.docs.len() != set.labels.len() {
                 return Err(TrainError::NoData(format!(
