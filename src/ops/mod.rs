@@ -4,7 +4,9 @@
 //! * [`fused_lstm`]: the same as one burn operation (a backend extension for the CPU backends,
 //!   with its backward registered in the autodiff graph) and the tensor-op fallback used on
 //!   every other backend.
+//! * [`mask`]: dropout masks drawn on the host, counter-based and parallel.
 
 pub mod fused_lstm;
 pub mod lstm_kernel;
+pub mod mask;
 pub mod packed;
