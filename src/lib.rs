@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod data;
 pub mod device;
 pub mod fastai;
+pub mod malloc;
 pub mod nn;
 pub mod ops;
 pub mod parity;

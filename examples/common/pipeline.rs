@@ -162,6 +162,7 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
     let train_labels: Vec<usize> = data.train.iter().map(|e| e.label).collect();
     let test_labels: Vec<usize> = data.test.iter().map(|e| e.label).collect();
 
+    ulmfit::malloc::keep_freed_memory();
     let device = ulmfit::device::parse(&args.device)?.autodiff();
     device.seed(args.seed);
     let directions = if args.ensemble {

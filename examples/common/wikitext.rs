@@ -258,6 +258,7 @@ pub fn run_pretrain(args: &PretrainArgs) -> Result<PretrainSummary, Error> {
     let ids = |docs: &[Vec<String>]| -> Vec<Vec<u32>> {
         docs.iter().map(|d| vocab.numericalize(d)).collect()
     };
+    ulmfit::malloc::keep_freed_memory();
     let device = ulmfit::device::parse(&args.device)?.autodiff();
     device.seed(args.seed);
     let mut cfg = LanguageModelConfig::fastai(vocab.len(), args.drop_mult);

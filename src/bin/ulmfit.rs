@@ -470,6 +470,7 @@ fn convert(args: ConvertArgs) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    ulmfit::malloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train(a),
