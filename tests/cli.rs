@@ -483,3 +483,52 @@ fn train_is_deterministic_on_cpu_and_its_bundle_predicts() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+/// `ulmfit train` reads every benchmark through the library's `read_benchmark`: here the
+/// 14-class DBpedia sample archive, whose result line says it is a sample; and a dataset that is
+/// not where `--data` points is a clear failure, not a download.
+#[test]
+fn train_reads_other_benchmarks_and_notes_samples() {
+    let archive = ulmfit::paths::data_dir().join("dbpedia_csv-sample.tgz");
+    assert!(archive.exists(), "{} missing", archive.display());
+    let out_dir = temp("train-dbpedia");
+    let out = ulmfit(
+        &[
+            "train",
+            "--dataset",
+            "dbpedia",
+            "--data",
+            archive.to_str().unwrap(),
+            "--preset",
+            "smoke",
+            "--device",
+            "ndarray",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = lines(&out).pop().unwrap();
+    assert_eq!(line["dataset"], "dbpedia");
+    assert!(line["note"].as_str().unwrap().contains("sample"), "{line}");
+    let bundle = Bundle::load(&out_dir, &ulmfit::device::parse("ndarray").unwrap()).unwrap();
+    assert_eq!(bundle.manifest.labels.len(), 14);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+
+    let missing = temp("no-such-imdb");
+    let out = ulmfit(
+        &[
+            "train",
+            "--dataset",
+            "imdb",
+            "--data",
+            missing.join("aclImdb").to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("aclImdb"), "{}", stderr(&out));
+}

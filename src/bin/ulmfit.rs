@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! ulmfit train --dataset trec6 --out trec6-model            # the TREC-6 pipeline, JSON metrics
+//! ulmfit train --dataset ag-news --data ag_news_csv.tgz --out ag  # or imdb, dbpedia, yelp-*
 //! ulmfit predict --model trec6-model "What is the capital of Peru?"
 //! ulmfit predict --model fwd --backward bwd - < texts.txt   # one text per line, JSON lines out
 //! ulmfit eval --model trec6-model --data test.tsv           # label<TAB>text lines
@@ -44,6 +45,30 @@ enum Command {
 enum DatasetName {
     /// TREC question classification, 6 coarse classes.
     Trec6,
+    /// IMDb movie-review sentiment, 2 classes.
+    Imdb,
+    /// AG News topics, 4 classes.
+    AgNews,
+    /// DBpedia ontology classes, 14 classes.
+    Dbpedia,
+    /// Yelp review polarity, 2 classes.
+    YelpPolarity,
+    /// Yelp review stars, 5 classes.
+    YelpFull,
+}
+
+impl DatasetName {
+    fn dataset(self) -> ulmfit::data::download::Dataset {
+        use ulmfit::data::download::Dataset;
+        match self {
+            DatasetName::Trec6 => Dataset::Trec6,
+            DatasetName::Imdb => Dataset::Imdb,
+            DatasetName::AgNews => Dataset::AgNews,
+            DatasetName::Dbpedia => Dataset::Dbpedia,
+            DatasetName::YelpPolarity => Dataset::YelpPolarity,
+            DatasetName::YelpFull => Dataset::YelpFull,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -327,18 +352,17 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
 }
 
 fn train(args: TrainArgs) -> Result<(), Failure> {
+    use ulmfit::data::download::{ResolveOptions, resolve};
     use ulmfit::recipe::{RecipeConfig, train_classifier};
-    let (data, name) = match args.dataset {
-        DatasetName::Trec6 => {
-            use ulmfit::data::download::{Dataset, ResolveOptions, resolve};
-            let dir = resolve(
-                Dataset::Trec6,
-                args.data.as_deref(),
-                &ResolveOptions::from_env(),
-            )?;
-            (ulmfit::data::datasets::read_trec(&dir)?.coarse(), "trec6")
-        }
+    let dataset = args.dataset.dataset();
+    // Archives (IMDb's .tgz, the CSV datasets) are streamed by the readers, not extracted.
+    let options = ResolveOptions {
+        keep_archives: true,
+        ..ResolveOptions::from_env()
     };
+    let source = resolve(dataset, args.data.as_deref(), &options)?;
+    let bench = ulmfit::data::datasets::read_benchmark(dataset, &source, false)?;
+    let (data, name) = (bench.data, bench.name);
     let base = match args.preset {
         Preset::Small => RecipeConfig::small(),
         Preset::Full => RecipeConfig::default(),
@@ -359,6 +383,7 @@ fn train(args: TrainArgs) -> Result<(), Failure> {
     trained.bundle.save(&args.out)?;
     let line = serde_json::json!({
         "dataset": name,
+        "note": bench.note,
         "preset": format!("{:?}", args.preset).to_lowercase(),
         "direction": trained.bundle.direction(),
         "metrics": trained.metrics,

@@ -10,8 +10,12 @@
 //! | AG News, DBpedia, Yelp polarity / full (Zhang et al. 2015 CSVs) | [`read_zhang`] | `classes.txt`, or [`ZhangDataset::default_classes`] |
 //! | TREC-6 / TREC-50 | [`read_trec`] | [`TREC_COARSE_CLASSES`] / [`TREC_FINE_CLASSES`] |
 //! | WikiText-2 / -103 (tokenized) | [`read_wikitext`], [`wikitext_articles`] | — |
+//!
+//! [`read_benchmark`] reads any of the six classification benchmarks by its
+//! [`Dataset`](crate::data::download::Dataset) name, noting what was done to incomplete copies.
 
 mod archive;
+pub mod benchmark;
 mod csv;
 pub mod imdb;
 pub mod trec;
@@ -19,6 +23,7 @@ pub mod wikitext;
 pub mod zhang;
 
 pub use archive::Source;
+pub use benchmark::{Benchmark, ag_news_from_test, balanced_take, read_benchmark};
 pub use imdb::{IMDB_CLASSES, read_imdb};
 pub use trec::{
     TREC_COARSE_CLASSES, TREC_FINE_CLASSES, TrecData, TrecQuestion, parse_trec, read_trec,
