@@ -76,6 +76,18 @@ pub struct CommonArgs {
     /// A few batches of real data with a tiny model, to check the pipeline end to end.
     #[arg(long)]
     pub smoke: bool,
+    /// Per-epoch metrics on a class-balanced subset of this many test documents (default: all).
+    /// The reported result is always measured on the whole test set.
+    #[arg(long)]
+    pub valid_size: Option<usize>,
+    /// Start the classifier from this fine-tuned encoder (written by `--save-encoder`) instead
+    /// of fine-tuning the language model again, like fastai's `load_encoder`. Needs the same
+    /// data flags and `--pretrained`, so that the vocabulary is the same; forward only.
+    #[arg(long, requires = "pretrained", conflicts_with_all = ["ensemble", "backwards"])]
+    pub encoder: Option<PathBuf>,
+    /// Save the fine-tuned encoder here (fastai's `save_encoder`), for `--encoder`.
+    #[arg(long)]
+    pub save_encoder: Option<PathBuf>,
 }
 
 /// Prints the result as one JSON line (the last line of the output) and turns an error into a

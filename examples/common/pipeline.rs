@@ -199,11 +199,17 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
         };
         let mut sizes = (recipe.emb, recipe.hidden, recipe.layers);
         let (mut lm_perplexity, mut lm_seconds) = (None, 0.0);
-        if with_lm {
+        if let (true, Some(encoder)) = (with_lm, &args.encoder) {
+            eprintln!("fine-tuned encoder: {}", encoder.display());
+            std::fs::copy(encoder, &scratch.0)?;
+        } else if with_lm {
             let lm = fine_tune_lm(&recipe, args, dir, &vocab, &lm_ids, &device, &scratch.0)?;
             lm_perplexity = lm.perplexity;
             lm_seconds = lm.seconds;
             sizes = lm.sizes;
+        }
+        if let (true, Some(save)) = (with_lm, &args.save_encoder) {
+            std::fs::copy(&scratch.0, save)?;
         }
         let mut config =
             TextClassifierConfig::fastai(vocab.len(), n_classes, recipe.clas_drop_mult);
@@ -225,9 +231,10 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
         // The test set is the validation set of every epoch's metrics line, as in fastai's IMDb
         // tutorial; nothing is selected on it (the last epoch's model is the one reported).
         let test_docs = rev(&test_ids);
+        let valid_rows = balanced_rows(&test_labels, n_classes, args.valid_size);
         let test = LabelledDocs {
-            docs: test_docs.clone(),
-            labels: test_labels.clone(),
+            docs: valid_rows.iter().map(|&i| test_docs[i].clone()).collect(),
+            labels: valid_rows.iter().map(|&i| test_labels[i]).collect(),
         };
         let mut learn = ClassifierLearner::new(model, train, test, lc)?;
         let start = Instant::now();
@@ -312,16 +319,53 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
 
 /// The task's note, plus a warning when `--preset paper` runs without the pretrained model the
 /// paper's numbers depend on.
+/// Rows `0..labels.len()`, or with `size` a class-balanced subset of that many taken in file
+/// order, the classes in turn (the per-epoch validation rows).
+fn balanced_rows(labels: &[usize], n_classes: usize, size: Option<usize>) -> Vec<usize> {
+    let Some(size) = size.filter(|&k| k < labels.len()) else {
+        return (0..labels.len()).collect();
+    };
+    let mut by_class = vec![std::collections::VecDeque::new(); n_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(q) = by_class.get_mut(l) {
+            q.push_back(i);
+        }
+    }
+    let mut rows = Vec::with_capacity(size);
+    while rows.len() < size && by_class.iter().any(|q| !q.is_empty()) {
+        for q in &mut by_class {
+            if rows.len() < size
+                && let Some(i) = q.pop_front()
+            {
+                rows.push(i);
+            }
+        }
+    }
+    rows
+}
+
 fn note(task_note: &str, args: &CommonArgs) -> String {
-    let mut parts: Vec<&str> = vec![];
+    let mut parts: Vec<String> = vec![];
     if !task_note.is_empty() {
-        parts.push(task_note);
+        parts.push(task_note.to_string());
     }
     if args.preset == super::Preset::Paper && args.pretrained.is_none() {
         parts.push(
             "no --pretrained model: the paper's sizes without its WT103 pretraining, so not \
-             the paper's recipe",
+             the paper's recipe"
+                .to_string(),
         );
+    }
+    if let Some(k) = args.valid_size {
+        parts.push(format!(
+            "per-epoch metrics on {k} test documents; the result on all of them"
+        ));
+    }
+    if let Some(e) = &args.encoder {
+        parts.push(format!(
+            "classifier started from the fine-tuned encoder {} (language-model time not included)",
+            e.display()
+        ));
     }
     parts.join("; ")
 }
