@@ -2,9 +2,11 @@
 //!
 //! Classifying one long document is bound by memory bandwidth: every time step reads all of each
 //! LSTM layer's recurrent weight `W_hh` (21 MB in `f32` for a 1152-unit layer). Stored as bf16 it
-//! is half the bytes, and the fused CPU kernel reads it as bf16 directly
-//! ([`gemv`](crate::ops::gemv)), widening each weight to `f32` exactly and keeping products,
-//! sums, activations and states in `f32`.
+//! is half the bytes; the row-streaming kernel [`gemv`](crate::ops::gemv) reads it as bf16
+//! directly, widening each weight to `f32` exactly and keeping products, sums, activations and
+//! states in `f32`. **Status:** that kernel is not switched on yet (it measured slower than the
+//! packed `gemm`; see the fused-LSTM issue), so today the fused kernel widens the bf16 weight to
+//! `f32` once per call: the results are those of bf16 weights, the speed that of `f32`.
 //!
 //! # Precision
 //!
@@ -14,16 +16,17 @@
 //! documents whose top two classes are that close. Measure the accuracy on a test set before
 //! relying on it (`ulmfit eval --bf16`).
 //!
-//! Nothing else changes: embeddings, input weights and the classifier head stay `f32`. The speed-up
-//! is for batches of at most [`gemv::MAX_BATCH`](crate::ops::gemv::MAX_BATCH) documents; larger
-//! batches widen the weight back to `f32` once per layer and run as before.
+//! Nothing else changes: embeddings, input weights and the classifier head stay `f32`. Once the
+//! row-streaming kernel is on, the speed-up will be for batches of at most
+//! [`gemv::MAX_BATCH`](crate::ops::gemv::MAX_BATCH) documents; larger batches widen the weight
+//! back to `f32` once per layer.
 //!
 //! # Backends
 //!
 //! On a device that stores bf16 tensors (flex, CUDA) the weight becomes a bf16 tensor; the
 //! tensor-op recurrence (CUDA) casts it back to the activations' dtype. On one that does not
 //! (ndarray) the weight stays `f32` but is rounded to bf16 values, so results are the same up to
-//! summation order, without the speed-up.
+//! summation order.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{FloatDType, Tensor, TensorData, bf16};

@@ -13,6 +13,11 @@
 //! in `f32`, so the only precision lost is the rounding of the weights to bf16's 8-bit mantissa
 //! (relative error at most 2^-9 per weight).
 //!
+//! **Not used yet** ([`lstm_kernel`](super::lstm_kernel)'s `ROW_STREAMING` is off): compiled as
+//! below, LLVM turns the lane loops into scalar and 256-bit code and the kernel measured slower
+//! than the packed `gemm` (`clas_infer_b1`: 0.48 against 0.92 docs/s). Explicit AVX-512
+//! intrinsics for the inner pass are the next step.
+//!
 //! The inner loop is written on fixed-size lane arrays and compiled three times: for AVX-512
 //! (16 lanes), AVX2 + FMA (8 lanes), and a portable fallback; the variant is picked at run time.
 
