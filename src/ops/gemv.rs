@@ -13,13 +13,9 @@
 //! in `f32`, so the only precision lost is the rounding of the weights to bf16's 8-bit mantissa
 //! (relative error at most 2^-9 per weight).
 //!
-//! **Not used yet** ([`lstm_kernel`](super::lstm_kernel)'s `ROW_STREAMING` is off): compiled as
-//! below, LLVM turns the lane loops into scalar and 256-bit code and the kernel measured slower
-//! than the packed `gemm` (`clas_infer_b1`: 0.48 against 0.92 docs/s). Explicit AVX-512
-//! intrinsics for the inner pass are the next step.
-//!
-//! The inner loop is written on fixed-size lane arrays and compiled three times: for AVX-512
-//! (16 lanes), AVX2 + FMA (8 lanes), and a portable fallback; the variant is picked at run time.
+//! The AVX-512 pass uses intrinsics (16 lanes, one `__m512` accumulator per row and vector); the
+//! AVX2 + FMA and portable variants compile the same pass written on fixed-size lane arrays (LLVM
+//! vectorises those only partly: slower, but correct). The variant is picked at run time.
 
 use burn::tensor::bf16;
 use rayon::prelude::*;
@@ -38,12 +34,27 @@ const SPLIT_MIN: usize = 1 << 16;
 pub trait WeightElem: Copy + Send + Sync + 'static {
     /// The value as `f32` (exact for `f32` and `bf16`).
     fn to_f32(self) -> f32;
+
+    /// Sixteen values from `p` as `f32` lanes.
+    ///
+    /// # Safety
+    ///
+    /// `p` valid for reading 16 values; only call where AVX-512F is enabled.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(p: *const Self) -> core::arch::x86_64::__m512;
 }
 
 impl WeightElem for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> core::arch::x86_64::__m512 {
+        // SAFETY: the caller's contract.
+        unsafe { core::arch::x86_64::_mm512_loadu_ps(p) }
     }
 }
 
@@ -53,6 +64,19 @@ impl WeightElem for bf16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         f32::from_bits(u32::from(self.to_bits()) << 16)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(p: *const Self) -> core::arch::x86_64::__m512 {
+        use core::arch::x86_64::*;
+        // SAFETY: the caller's contract; zero-extend each 16-bit value and shift it into the
+        // upper half of a 32-bit lane.
+        unsafe {
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(
+                _mm256_loadu_si256(p.cast()),
+            )))
+        }
     }
 }
 
@@ -187,6 +211,11 @@ unsafe fn dispatch<W: WeightElem>(
     }
 }
 
+/// Rows `r` of `W` against `NB` vectors with AVX-512 intrinsics.
+///
+/// # Safety
+///
+/// As [`rows_impl`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn rows_avx512<W: WeightElem, const NB: usize>(
@@ -196,8 +225,65 @@ unsafe fn rows_avx512<W: WeightElem, const NB: usize>(
     h: &[&[f32]; NB],
     d: &[*mut f32; NB],
 ) {
-    // SAFETY: the caller's contract.
-    unsafe { rows_impl::<W, NB, 16, true>(w, k, r, h, d) }
+    assert!(r.end * k <= w.len() && h.iter().all(|v| v.len() >= k));
+    let mut i = r.start;
+    // SAFETY: rows `r` lie inside `w` (checked above); the caller's contract for `d`.
+    unsafe {
+        while i + ROWS <= r.end {
+            pass_avx512::<W, NB, ROWS>(w.as_ptr().add(i * k), k, h, d, i);
+            i += ROWS;
+        }
+        while i < r.end {
+            pass_avx512::<W, NB, 1>(w.as_ptr().add(i * k), k, h, d, i);
+            i += 1;
+        }
+    }
+}
+
+/// `d[b][row0 + q] += W[q, :] . h[b]` for `R` rows starting at `w`.
+///
+/// # Safety
+///
+/// `w` valid for `R * k` values, `h[b]` at least `k` long, `d[b]` valid at `row0 + q`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn pass_avx512<W: WeightElem, const NB: usize, const R: usize>(
+    w: *const W,
+    k: usize,
+    h: &[&[f32]; NB],
+    d: &[*mut f32; NB],
+    row0: usize,
+) {
+    use core::arch::x86_64::*;
+    // SAFETY: the function's contract; every access is below `k` in its row.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); NB]; R];
+        let main = k - k % 16;
+        let mut j = 0;
+        while j < main {
+            let mut wv = [_mm512_setzero_ps(); R];
+            for (q, v) in wv.iter_mut().enumerate() {
+                *v = W::load16(w.add(q * k + j));
+            }
+            for b in 0..NB {
+                let hv = _mm512_loadu_ps(h[b].as_ptr().add(j));
+                for q in 0..R {
+                    acc[q][b] = _mm512_fmadd_ps(wv[q], hv, acc[q][b]);
+                }
+            }
+            j += 16;
+        }
+        for (q, acc_q) in acc.iter().enumerate() {
+            for b in 0..NB {
+                let mut s = _mm512_reduce_add_ps(acc_q[b]);
+                for (c, &hc) in h[b].iter().enumerate().take(k).skip(main) {
+                    s += (*w.add(q * k + c)).to_f32() * hc;
+                }
+                *d[b].add(row0 + q) += s;
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
