@@ -20,7 +20,8 @@ use workloads::{LayerImpl, NAMES, build};
 /// Benchmarks of the crate's LSTM, language model and classifier.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Workload name from WORKLOADS.md, or `all` (repeatable).
+    /// Workload name from WORKLOADS.md, or `all` (repeatable); `clas_infer_b1_bf16` and
+    /// `clas_infer_b32_bf16` run the classifier with bf16 LSTM recurrent weights.
     #[arg(long, default_value = "all")]
     workload: Vec<String>,
     /// Device: flex, ndarray or cpu.

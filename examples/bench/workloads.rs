@@ -21,6 +21,9 @@ pub const NAMES: [&str; 6] = [
     "clas_infer_b1",
 ];
 
+/// Variants of the classifier workloads with bf16 LSTM recurrent weights (not in `all`).
+pub const BF16_NAMES: [&str; 2] = ["clas_infer_b32_bf16", "clas_infer_b1_bf16"];
+
 /// Which LSTM runs the `lstm_layer_*` workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerImpl {
@@ -181,12 +184,19 @@ pub fn build(name: &str, device: &Device, layer_impl: LayerImpl) -> Result<Workl
                 }),
             })
         }
-        "clas_infer_b32" | "clas_infer_b1" => {
-            let batch = if name == "clas_infer_b32" { 32 } else { 1 };
+        "clas_infer_b32" | "clas_infer_b1" | "clas_infer_b32_bf16" | "clas_infer_b1_bf16" => {
+            let batch = if name.starts_with("clas_infer_b32") {
+                32
+            } else {
+                1
+            };
             let len = 256;
-            let model = TextClassifierConfig::fastai(VOCAB, 2, 1.0)
+            let mut model = TextClassifierConfig::fastai(VOCAB, 2, 1.0)
                 .init(device)
                 .valid();
+            if name.ends_with("_bf16") {
+                model = ulmfit::nn::bf16_recurrent_weights(model);
+            }
             // Ids from 2 up: no padding (fastai's pad is 1).
             let x = ids(batch, len, 2, 3, device);
             Ok(Workload {
@@ -198,6 +208,8 @@ pub fn build(name: &str, device: &Device, layer_impl: LayerImpl) -> Result<Workl
                 }),
             })
         }
-        _ => Err(format!("unknown workload `{name}`; known: {NAMES:?}")),
+        _ => Err(format!(
+            "unknown workload `{name}`; known: {NAMES:?} and {BF16_NAMES:?}"
+        )),
     }
 }

@@ -9,6 +9,7 @@ pub mod classifier;
 pub mod dropout;
 pub mod language_model;
 pub mod lstm;
+pub mod precision;
 pub mod sentence_encoder;
 
 pub use awd_lstm::{AwdLstm, AwdLstmConfig, AwdLstmState};
@@ -20,4 +21,5 @@ pub use classifier::{
 pub use dropout::{EmbeddingDropout, RnnDropout, weight_drop};
 pub use language_model::{LanguageModel, LanguageModelConfig, LinearDecoder, LmOutput};
 pub use lstm::{LstmLayer, LstmLayerConfig, LstmState, LstmWeights};
+pub use precision::bf16_recurrent_weights;
 pub use sentence_encoder::{DocLayout, EncodedDocs, encode_documents};

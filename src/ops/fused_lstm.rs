@@ -23,9 +23,9 @@ use burn::backend::{
     Autodiff, Backend, Dispatch, DispatchDevice, TensorMetadata, backend_extension,
 };
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Tensor, TensorData, read_sync};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData, bf16, read_sync};
 
-use super::lstm_kernel::{self, LstmSaved, LstmShape};
+use super::lstm_kernel::{self, LstmSaved, LstmShape, RecurrentWeight};
 
 /// Backend extension: the LSTM recurrence of one direction over a whole sequence.
 #[backend_extension(
@@ -92,7 +92,8 @@ fn from_f32<B: Backend>(v: Vec<f32>, shape: Vec<usize>, device: &B::Device) -> F
     B::float_from_data(TensorData::new(v, shape), device)
 }
 
-/// Runs the kernel's forward without keeping anything for a backward pass.
+/// Runs the kernel's forward without keeping anything for a backward pass. A bf16 `w_hh` is
+/// read as bf16 by the kernel (see [`gemv`](super::gemv)); any other dtype is read as `f32`.
 fn run_inference<B: Backend>(
     xproj: FloatTensor<B>,
     w_hh: FloatTensor<B>,
@@ -100,8 +101,23 @@ fn run_inference<B: Backend>(
     c0: FloatTensor<B>,
     reverse: bool,
 ) -> FloatTensor<B> {
-    let (saved, shape, device) = run_forward::<B>(xproj, w_hh, h0, c0, reverse);
-    packed_output::<B>(saved.out, shape, &device)
+    let shape = lstm_shape::<B>(&xproj, &w_hh);
+    let device = xproj.device();
+    let w_hh = if w_hh.dtype() == DType::BF16 {
+        let data = read_sync(B::float_into_data(w_hh)).expect("reading a CPU tensor cannot fail");
+        RecurrentWeight::Bf16(data.into_vec::<bf16>().expect("a BF16 tensor holds bf16"))
+    } else {
+        RecurrentWeight::F32(to_f32::<B>(w_hh))
+    };
+    let out = lstm_kernel::forward_inference(
+        shape,
+        to_f32::<B>(xproj),
+        w_hh,
+        to_f32::<B>(h0),
+        to_f32::<B>(c0),
+        reverse,
+    );
+    packed_output::<B>(out, shape, &device)
 }
 
 /// Runs the kernel's forward on the inputs' data; returns what it saved, the shape and the
@@ -227,7 +243,7 @@ pub fn has_fused_kernel(device: &burn::tensor::Device) -> bool {
 /// # Shapes
 ///
 /// - xproj: `[batch, seq_len, 4 * hidden]`
-/// - w_hh: `[4 * hidden, hidden]`
+/// - w_hh: `[4 * hidden, hidden]` (`f32`, or bf16 for inference: see [`gemv`](super::gemv))
 /// - h0, c0: `[batch, hidden]`
 /// - output: `[batch, seq_len + 1, hidden]`: the hidden state of every time step, then the final
 ///   cell state.
@@ -266,6 +282,8 @@ pub fn lstm_recurrence(
 }
 
 /// The generic fallback: one recurrent product and the gate arithmetic per step as tensor ops.
+///
+/// A `w_hh` of another float dtype than `xproj` (bf16 weights) is cast to `xproj`'s first.
 pub fn recurrence_tensor_ops(
     xproj: Tensor<3>,
     w_hh: Tensor<2>,
@@ -274,6 +292,12 @@ pub fn recurrence_tensor_ops(
     reverse: bool,
 ) -> Tensor<3> {
     let [batch, seq_len, g4] = xproj.dims();
+    // A reduced-precision weight (bf16 for inference) is widened to the activations' dtype.
+    let w_hh = if w_hh.dtype() == xproj.dtype() {
+        w_hh
+    } else {
+        w_hh.cast(FloatDType::from(xproj.dtype()))
+    };
     let w_hh_t = w_hh.transpose();
     let mut outputs: Vec<Tensor<2>> = Vec::with_capacity(seq_len);
     // Splitting once beats slicing the tracked projection at every step (each slice's backward

@@ -4,9 +4,11 @@
 //! * [`fused_lstm`]: the same as one burn operation (a backend extension for the CPU backends,
 //!   with its backward registered in the autodiff graph) and the tensor-op fallback used on
 //!   every other backend.
+//! * [`gemv`]: the recurrent product for small batches (inference), `f32` or bf16 weights.
 //! * [`mask`]: dropout masks drawn on the host, counter-based and parallel.
 
 pub mod fused_lstm;
+pub mod gemv;
 pub mod lstm_kernel;
 pub mod mask;
 pub mod packed;

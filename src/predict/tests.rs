@@ -154,3 +154,54 @@ fn shared_between_threads() {
         assert_eq!(h.join().unwrap(), want);
     }
 }
+
+/// bf16 recurrent weights move the probabilities by little and keep every label whose f32
+/// margin exceeds that, on the reference device (weights rounded in f32) and on flex (bf16
+/// tensors read by the row-streaming kernel), one document per batch and several.
+fn bf16_keeps_labels_on(device: &burn::tensor::Device) {
+    use burn::module::Module;
+    let texts = [
+        "Good movie!",
+        "bad",
+        "Very, very good. Very good movie, very bad movie. Good!",
+        "movie movie bad good very",
+        "good good good",
+    ];
+    let mut bundle = tiny_bundle(Direction::Forward, 11);
+    bundle.model = bundle.model.to_device(device);
+    for batch_size in [1, 64] {
+        let config = PredictorConfig {
+            batch_size,
+            max_tokens: None,
+        };
+        let p = Predictor::new(bundle.clone())
+            .with_config(config.clone())
+            .unwrap();
+        let q = p.clone().with_bf16_recurrent_weights();
+        assert!(q.has_bf16_recurrent_weights() && !p.has_bf16_recurrent_weights());
+        let (a, b) = (
+            p.predict_batch(&texts).unwrap(),
+            q.predict_batch(&texts).unwrap(),
+        );
+        assert!(a != b, "rounding the weights changes the probabilities");
+        for (t, (a, b)) in texts.iter().zip(a.iter().zip(&b)) {
+            crate::test_util::assert_close(&b.probabilities, &a.probabilities, 1e-2, t);
+            let mut sorted = a.probabilities.clone();
+            sorted.sort_by(|x, y| y.total_cmp(x));
+            if sorted[0] - sorted[1] > 2e-2 {
+                assert_eq!(a.label, b.label, "{t}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_recurrent_weights_keep_labels() {
+    bf16_keeps_labels_on(&crate::test_util::test_device());
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn bf16_recurrent_weights_keep_labels_flex() {
+    bf16_keeps_labels_on(&burn::tensor::Device::flex());
+}
