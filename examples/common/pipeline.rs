@@ -319,29 +319,13 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
 
 /// The task's note, plus a warning when `--preset paper` runs without the pretrained model the
 /// paper's numbers depend on.
-/// Rows `0..labels.len()`, or with `size` a class-balanced subset of that many taken in file
-/// order, the classes in turn (the per-epoch validation rows).
+/// Rows `0..labels.len()`, or with `size` a class-balanced subset of that many (the per-epoch
+/// validation rows).
 fn balanced_rows(labels: &[usize], n_classes: usize, size: Option<usize>) -> Vec<usize> {
-    let Some(size) = size.filter(|&k| k < labels.len()) else {
-        return (0..labels.len()).collect();
-    };
-    let mut by_class = vec![std::collections::VecDeque::new(); n_classes];
-    for (i, &l) in labels.iter().enumerate() {
-        if let Some(q) = by_class.get_mut(l) {
-            q.push_back(i);
-        }
+    match size.filter(|&k| k < labels.len()) {
+        Some(k) => ulmfit::data::datasets::balanced_indices(labels, n_classes, k),
+        None => (0..labels.len()).collect(),
     }
-    let mut rows = Vec::with_capacity(size);
-    while rows.len() < size && by_class.iter().any(|q| !q.is_empty()) {
-        for q in &mut by_class {
-            if rows.len() < size
-                && let Some(i) = q.pop_front()
-            {
-                rows.push(i);
-            }
-        }
-    }
-    rows
 }
 
 fn note(task_note: &str, args: &CommonArgs) -> String {

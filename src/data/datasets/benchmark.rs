@@ -122,20 +122,31 @@ pub fn balanced_take(examples: Vec<Example>, n: usize, n_classes: usize) -> Vec<
     if n >= examples.len() {
         return examples;
     }
-    let mut by_class: Vec<std::collections::VecDeque<Example>> =
-        vec![Default::default(); n_classes];
-    for e in examples {
-        if let Some(q) = by_class.get_mut(e.label) {
-            q.push_back(e);
+    let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+    let mut slots: Vec<Option<Example>> = examples.into_iter().map(Some).collect();
+    balanced_indices(&labels, n_classes, n)
+        .into_iter()
+        .filter_map(|i| slots[i].take())
+        .collect()
+}
+
+/// The indices [`balanced_take`] keeps, in the order it keeps them: the classes in turn, file
+/// order within a class, until `n` are taken or every class is used up (labels of `n_classes`
+/// or more are skipped).
+pub fn balanced_indices(labels: &[usize], n_classes: usize, n: usize) -> Vec<usize> {
+    let mut by_class = vec![std::collections::VecDeque::new(); n_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        if let Some(q) = by_class.get_mut(l) {
+            q.push_back(i);
         }
     }
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(labels.len()));
     while out.len() < n && by_class.iter().any(|q| !q.is_empty()) {
         for q in &mut by_class {
             if out.len() < n
-                && let Some(e) = q.pop_front()
+                && let Some(i) = q.pop_front()
             {
-                out.push(e);
+                out.push(i);
             }
         }
     }

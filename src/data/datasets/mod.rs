@@ -23,7 +23,9 @@ pub mod wikitext;
 pub mod zhang;
 
 pub use archive::Source;
-pub use benchmark::{Benchmark, ag_news_from_test, balanced_take, read_benchmark};
+pub use benchmark::{
+    Benchmark, ag_news_from_test, balanced_indices, balanced_take, read_benchmark,
+};
 pub use imdb::{IMDB_CLASSES, read_imdb};
 pub use trec::{
     TREC_COARSE_CLASSES, TREC_FINE_CLASSES, TrecData, TrecQuestion, parse_trec, read_trec,
