@@ -6,9 +6,12 @@
 //!   every other backend.
 //! * [`gemv`]: the recurrent product for small batches (inference), `f32` or bf16 weights.
 //! * [`mask`]: dropout masks drawn on the host, counter-based and parallel.
+//! * [`cross_entropy`]: softmax cross-entropy as one operation with a hand-written backward.
 
+pub mod cross_entropy;
 pub mod fused_lstm;
 pub mod gemv;
 pub mod lstm_kernel;
 pub mod mask;
 pub mod packed;
+pub(crate) mod simd;

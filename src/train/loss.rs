@@ -1,9 +1,10 @@
 //! Losses: flattened cross-entropy and AWD-LSTM's activation regularisers (AR / TAR).
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 
-/// Mean cross-entropy between logits and integer targets (PyTorch `F.cross_entropy`).
+/// Mean cross-entropy between logits and integer targets (PyTorch `F.cross_entropy`): one fused
+/// operation on the CPU backends, tensor operations elsewhere (see
+/// [`softmax_cross_entropy`](crate::ops::cross_entropy::softmax_cross_entropy)).
 ///
 /// # Shapes
 ///
@@ -11,10 +12,7 @@ use burn::tensor::{Int, Tensor};
 /// - targets: `[n]`
 /// - output: `[1]`
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let [n, _] = logits.dims();
-    let logp = log_softmax(logits, 1);
-    let picked = logp.gather(1, targets.reshape([n, 1]));
-    picked.mean().neg()
+    crate::ops::cross_entropy::softmax_cross_entropy(logits, targets)
 }
 
 /// Cross-entropy over every position of a language model's output (fastai `CrossEntropyLossFlat`).
