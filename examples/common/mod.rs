@@ -61,9 +61,18 @@ pub struct CommonArgs {
     /// Peak learning rate of the classifier. Default: the preset's.
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Batch size (fastai: 64).
+    /// Peak learning rate of the language model's epochs with every layer trainable (fine-tuning,
+    /// or training from random weights). Default: the preset's (fine-tuning: fastai's tutorial
+    /// 1e-3 after WT103, the paper 4e-3, Howard & Ruder 2018 section 4; from random weights 1e-2).
+    #[arg(long)]
+    pub lm_lr: Option<f64>,
+    /// Batch size of the classifier, and of the language model unless `--lm-bs` (fastai: 64).
     #[arg(long)]
     pub bs: Option<usize>,
+    /// Batch size of the language model (default: `--bs`). A few hundred labelled documents
+    /// make few classifier steps per epoch at 64; the language model's text does not.
+    #[arg(long)]
+    pub lm_bs: Option<usize>,
     /// Seed of data order, initialisation and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

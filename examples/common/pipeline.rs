@@ -417,7 +417,7 @@ fn fine_tune_lm(
     };
     let config = LmLearnerConfig {
         learner: LearnerConfig {
-            bs: recipe.bs,
+            bs: recipe.lm_bs,
             seed: args.seed,
             ..LearnerConfig::default()
         },

@@ -31,8 +31,10 @@ pub struct Recipe {
     pub hidden: usize,
     /// LSTM layers (paper and fastai: 3).
     pub layers: usize,
-    /// Batch size (fastai: 64; the paper: 64).
+    /// Classifier batch size (fastai: 64; the paper: 64).
     pub bs: usize,
+    /// Language-model batch size (fastai: 64; the paper: 64).
+    pub lm_bs: usize,
     /// Language-model dropout multiplier (fastai v1 course, IMDb: 0.3).
     pub lm_drop_mult: f64,
     /// Classifier dropout multiplier (fastai `text_classifier_learner`: 0.5).
@@ -76,6 +78,7 @@ impl Recipe {
             hidden,
             layers: 3,
             bs: 64,
+            lm_bs: 64,
             lm_drop_mult: 0.3,
             clas_drop_mult: 0.5,
             lm_head_lr: 1e-2,
@@ -99,6 +102,7 @@ impl Recipe {
             r.hidden = 32;
             r.layers = 2;
             r.bs = 16;
+            r.lm_bs = 16;
             r.lm_epochs = 1;
             r.clas_epochs = 1;
             r.scratch_epochs = 1;
@@ -121,8 +125,16 @@ impl Recipe {
             r.clas_lr = lr;
             r.scratch_lr = lr;
         }
+        if let Some(lr) = args.lm_lr {
+            r.lm_lr = lr;
+            r.lm_scratch_lr = lr;
+        }
         if let Some(bs) = args.bs {
             r.bs = bs;
+            r.lm_bs = bs;
+        }
+        if let Some(bs) = args.lm_bs {
+            r.lm_bs = bs;
         }
         r
     }
