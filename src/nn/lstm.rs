@@ -223,11 +223,19 @@ fn run_direction(
     reverse: bool,
     path: LstmPath,
 ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
-    let [batch, seq_len, _] = input.dims();
+    let [batch, seq_len, d_in] = input.dims();
     let hidden = w_hh.dims()[1];
     let bias = weights.bias_ih.val() + weights.bias_hh.val();
-    // One product for the input projection of every time step: [batch, seq_len, 4H].
-    let projected = linear(input, weights.weight_ih.val().transpose(), Some(bias));
+    // One product for the input projection of every time step: [batch, seq_len, 4H]. The rows
+    // are merged first: on a rank-3 input burn's `linear` may keep the batched form (always at
+    // batch 1), which reshapes the transposed weight and so copies it on every call (13 % of
+    // `clas_infer_b1` on flex); a rank-2 product reads the transposed view in place.
+    let rows = input.reshape([batch * seq_len, d_in]);
+    let projected = linear(rows, weights.weight_ih.val().transpose(), Some(bias)).reshape([
+        batch,
+        seq_len,
+        4 * hidden,
+    ]);
     let packed = match path {
         LstmPath::Fused => lstm_recurrence(projected, w_hh, h0, c0, reverse),
         LstmPath::TensorOps => recurrence_tensor_ops(projected, w_hh, h0, c0, reverse),
