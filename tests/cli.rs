@@ -272,6 +272,29 @@ fn eval_reports_metrics_and_rejects_bad_lines() {
         b"",
     );
     assert_eq!(out.status.code(), Some(1));
+    // Int8 recurrent weights, one text per pass (the int8 kernel): the library's predictions.
+    let args = ["eval", "--model", model, "--data", "-", "--int8"];
+    let out = ulmfit(
+        &[&args[..], &["--batch-size", "1"]].concat(),
+        data.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let p = p.with_int8_recurrent_weights();
+    let texts = [
+        "What is the capital of Peru?",
+        "Who is it?",
+        "what is the",
+        "?",
+    ];
+    let correct = (texts.iter().zip([0, 1, 2, 2]))
+        .filter(|(x, t)| p.predict(x).unwrap().label_index == *t)
+        .count();
+    assert_eq!(
+        lines(&out)[0]["accuracy"].as_f64().unwrap(),
+        correct as f64 / 4.0
+    );
+    let out = ulmfit(&[&args[..], &["--bf16"]].concat(), data.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "--bf16 and --int8 conflict");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

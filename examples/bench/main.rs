@@ -21,7 +21,8 @@ use workloads::{LayerImpl, NAMES, build};
 #[derive(Parser, Debug)]
 struct Args {
     /// Workload name from WORKLOADS.md, or `all` (repeatable); `clas_infer_b1_bf16` and
-    /// `clas_infer_b32_bf16` run the classifier with bf16 LSTM recurrent weights.
+    /// `clas_infer_b32_bf16` run the classifier with bf16 LSTM recurrent weights, `..._int8` with
+    /// int8 ones.
     #[arg(long, default_value = "all")]
     workload: Vec<String>,
     /// Device: flex, ndarray or cpu.

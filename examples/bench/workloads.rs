@@ -22,7 +22,12 @@ pub const NAMES: [&str; 6] = [
 ];
 
 /// Variants of the classifier workloads with bf16 LSTM recurrent weights (not in `all`).
-pub const BF16_NAMES: [&str; 2] = ["clas_infer_b32_bf16", "clas_infer_b1_bf16"];
+pub const BF16_NAMES: [&str; 4] = [
+    "clas_infer_b32_bf16",
+    "clas_infer_b1_bf16",
+    "clas_infer_b32_int8",
+    "clas_infer_b1_int8",
+];
 
 /// Which LSTM runs the `lstm_layer_*` workloads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +189,12 @@ pub fn build(name: &str, device: &Device, layer_impl: LayerImpl) -> Result<Workl
                 }),
             })
         }
-        "clas_infer_b32" | "clas_infer_b1" | "clas_infer_b32_bf16" | "clas_infer_b1_bf16" => {
+        "clas_infer_b32"
+        | "clas_infer_b1"
+        | "clas_infer_b32_bf16"
+        | "clas_infer_b1_bf16"
+        | "clas_infer_b32_int8"
+        | "clas_infer_b1_int8" => {
             let batch = if name.starts_with("clas_infer_b32") {
                 32
             } else {
@@ -196,6 +206,9 @@ pub fn build(name: &str, device: &Device, layer_impl: LayerImpl) -> Result<Workl
                 .valid();
             if name.ends_with("_bf16") {
                 model = ulmfit::nn::bf16_recurrent_weights(model);
+            }
+            if name.ends_with("_int8") {
+                model = ulmfit::nn::int8_recurrent_weights(model);
             }
             // Ids from 2 up: no padding (fastai's pad is 1).
             let x = ids(batch, len, 2, 3, device);

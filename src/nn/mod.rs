@@ -21,5 +21,5 @@ pub use classifier::{
 pub use dropout::{EmbeddingDropout, RnnDropout, weight_drop};
 pub use language_model::{LanguageModel, LanguageModelConfig, LinearDecoder, LmOutput};
 pub use lstm::{LstmLayer, LstmLayerConfig, LstmState, LstmWeights};
-pub use precision::bf16_recurrent_weights;
+pub use precision::{bf16_recurrent_weights, int8_recurrent_weights};
 pub use sentence_encoder::{DocLayout, EncodedDocs, encode_documents};

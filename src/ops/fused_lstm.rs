@@ -25,6 +25,9 @@ use burn::backend::{
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData, bf16, read_sync};
 
+use burn::tensor::quantization::{QuantMode, QuantScheme, QuantStore, QuantValue, QuantizedBytes};
+
+use super::gemv_i8::I8Weight;
 use super::lstm_kernel::{self, LstmSaved, LstmShape, RecurrentWeight};
 
 /// Backend extension: the LSTM recurrence of one direction over a whole sequence.
@@ -53,7 +56,18 @@ impl LstmBackend for burn::backend::Flex {
         c0: FloatTensor<Self>,
         reverse: bool,
     ) -> FloatTensor<Self> {
-        run_inference::<Self>(xproj, w_hh, h0, c0, reverse)
+        // The kernel reads the weight where flex holds it (no copy of its 5-21 MB per call) when
+        // it is contiguous, as the model's parameters are.
+        let shape = lstm_shape::<Self>(&xproj, &w_hh);
+        let lent = match w_hh.dtype() {
+            DType::BF16 => w_hh.as_slice::<bf16>().map(RecurrentWeight::Bf16),
+            DType::F32 => w_hh.as_slice::<f32>().map(RecurrentWeight::F32),
+            _ => None,
+        };
+        match lent {
+            Some(w) => run_inference_on::<Self>(shape, xproj, w, h0, c0, reverse),
+            None => run_inference::<Self>(xproj, w_hh, h0, c0, reverse),
+        }
     }
 }
 
@@ -102,13 +116,28 @@ fn run_inference<B: Backend>(
     reverse: bool,
 ) -> FloatTensor<B> {
     let shape = lstm_shape::<B>(&xproj, &w_hh);
-    let device = xproj.device();
-    let w_hh = if w_hh.dtype() == DType::BF16 {
+    let (w32, w16);
+    let w = if w_hh.dtype() == DType::BF16 {
         let data = read_sync(B::float_into_data(w_hh)).expect("reading a CPU tensor cannot fail");
-        RecurrentWeight::Bf16(data.into_vec::<bf16>().expect("a BF16 tensor holds bf16"))
+        w16 = data.into_vec::<bf16>().expect("a BF16 tensor holds bf16");
+        RecurrentWeight::Bf16(&w16)
     } else {
-        RecurrentWeight::F32(to_f32::<B>(w_hh))
+        w32 = to_f32::<B>(w_hh);
+        RecurrentWeight::F32(&w32)
     };
+    run_inference_on::<B>(shape, xproj, w, h0, c0, reverse)
+}
+
+/// [`run_inference`] with the recurrent weight already at hand.
+fn run_inference_on<B: Backend>(
+    shape: LstmShape,
+    xproj: FloatTensor<B>,
+    w_hh: RecurrentWeight<'_>,
+    h0: FloatTensor<B>,
+    c0: FloatTensor<B>,
+    reverse: bool,
+) -> FloatTensor<B> {
+    let device = xproj.device();
     let out = lstm_kernel::forward_inference(
         shape,
         to_f32::<B>(xproj),
@@ -268,6 +297,14 @@ pub fn lstm_recurrence(
     );
     assert_eq!(h0.dims(), [batch, hidden], "lstm_recurrence: h0 shape");
     assert_eq!(c0.dims(), [batch, hidden], "lstm_recurrence: c0 shape");
+    if let DType::QFloat(scheme) = w_hh.dtype() {
+        return if xproj.is_require_grad() {
+            // Int8 weights are for inference; a differentiated run gets the dequantized weight.
+            lstm_recurrence(xproj, w_hh.dequantize(), h0, c0, reverse)
+        } else {
+            run_int8(xproj, w_hh, scheme, h0, c0, reverse)
+        };
+    }
     if has_fused_kernel(&xproj.device()) {
         Tensor::from_dispatch(<Dispatch as LstmBackend>::lstm_recurrence(
             xproj.into_dispatch(),
@@ -279,6 +316,68 @@ pub fn lstm_recurrence(
     } else {
         recurrence_tensor_ops(xproj, w_hh, h0, c0, reverse)
     }
+}
+
+/// The recurrence with an int8 `w_hh` (see [`crate::nn::int8_recurrent_weights`]) on the host
+/// kernel, whatever the device: the values and block scales are read out of burn's quantized
+/// tensor and streamed by [`gemv_i8`](super::gemv_i8). A scheme other than symmetric int8 with
+/// blocks along the rows, or an odd block, runs on the dequantized weight instead.
+fn run_int8(
+    xproj: Tensor<3>,
+    w_hh: Tensor<2>,
+    scheme: QuantScheme,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+    reverse: bool,
+) -> Tensor<3> {
+    let [rows, k] = w_hh.dims();
+    let block = match scheme.block_size().map(|b| b.to_dim_vec(2)) {
+        Some(b) if b[0] == 1 && b[1] > 0 && k.is_multiple_of(usize::from(b[1])) => {
+            usize::from(b[1])
+        }
+        _ => return lstm_recurrence(xproj, w_hh.dequantize(), h0, c0, reverse),
+    };
+    if scheme.value != QuantValue::Q8S
+        || scheme.mode != QuantMode::Symmetric
+        || scheme.store != QuantStore::Native
+    {
+        return lstm_recurrence(xproj, w_hh.dequantize(), h0, c0, reverse);
+    }
+    let data = w_hh.into_data();
+    let bytes = QuantizedBytes {
+        shape: data.shape().clone(),
+        bytes: data.into_bytes(),
+        scheme,
+    };
+    let (q, scales) = bytes.into_vec_i8();
+    if scales.global.is_some() || q.len() != rows * k || scales.block.len() != rows * k / block {
+        unreachable!("a one-level [1, {block}] block scheme has one scale per block");
+    }
+    let [batch, seq_len, _] = xproj.dims();
+    let shape = LstmShape {
+        batch,
+        seq_len,
+        hidden: k,
+    };
+    let device = xproj.device();
+    let host = |t: Tensor<2>| t.into_data().convert::<f32>().into_vec::<f32>();
+    let out = lstm_kernel::forward_inference(
+        shape,
+        xproj
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 data"),
+        RecurrentWeight::I8(I8Weight {
+            q: &q,
+            scales: &scales.block,
+            block,
+        }),
+        host(h0).expect("f32 data"),
+        host(c0).expect("f32 data"),
+        reverse,
+    );
+    Tensor::from_data(TensorData::new(out, [batch, seq_len + 1, k]), &device)
 }
 
 /// The generic fallback: one recurrent product and the gate arithmetic per step as tensor ops.

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 pub const MAX_BATCH: usize = 4;
 
 /// Rows of `W` per pass: each load of `h` serves this many rows.
-const ROWS: usize = 4;
+pub(super) const ROWS: usize = 4;
 
 /// Multiply-adds per step from which the rows are split over the rayon pool (below it, waking the
 /// pool costs more than it saves).
@@ -107,53 +107,63 @@ pub unsafe fn gemv_acc<W: WeightElem>(
     dst_rs: usize,
 ) {
     assert_eq!(w.len(), rows * k, "gemv: weight size");
+    let (v, dst) = (Ptr(v as *mut f32), Ptr(dst));
+    for_row_chunks(rows, k, batch, |r, b0, nb| {
+        // SAFETY: the caller's contract; this task writes only columns `r` of rows `b0..b0 + nb`
+        // of dst, disjoint from every other task.
+        unsafe {
+            dispatch(
+                w,
+                k,
+                r,
+                nb,
+                v.get().add(b0 * v_rs),
+                v_rs,
+                dst.get().add(b0 * dst_rs),
+                dst_rs,
+            )
+        };
+    });
+}
+
+/// Calls `run(rows_range, b0, nb)` over groups of at most [`MAX_BATCH`] vectors (one pass over
+/// the weight each) and, when the product is large enough, chunks of rows spread over the rayon
+/// pool (a few per thread, so a busy core does not hold up the step).
+pub(super) fn for_row_chunks(
+    rows: usize,
+    k: usize,
+    batch: usize,
+    run: impl Fn(core::ops::Range<usize>, usize, usize) + Sync,
+) {
     if rows == 0 || batch == 0 {
         return;
     }
     let threads = rayon::current_num_threads();
     let split = threads > 1 && rows * k * batch.min(MAX_BATCH) >= SPLIT_MIN;
-    // Chunks of whole passes; a few per thread so a busy core does not hold up the step.
     let chunk = if split {
         rows.div_ceil(4 * threads).next_multiple_of(4 * ROWS)
     } else {
         rows
     };
-    let (v, dst) = (Ptr(v as *mut f32), Ptr(dst));
     for b0 in (0..batch).step_by(MAX_BATCH) {
         let nb = (batch - b0).min(MAX_BATCH);
-        let run = |r0: usize| {
-            let r1 = (r0 + chunk).min(rows);
-            // SAFETY: the caller's contract; this task writes only columns `r0..r1` of rows
-            // `b0..b0 + nb` of dst, disjoint from every other task.
-            unsafe {
-                dispatch(
-                    w,
-                    k,
-                    r0..r1,
-                    nb,
-                    v.get().add(b0 * v_rs),
-                    v_rs,
-                    dst.get().add(b0 * dst_rs),
-                    dst_rs,
-                )
-            };
-        };
+        let task = |r0: usize| run(r0..(r0 + chunk).min(rows), b0, nb);
         if split {
             (0..rows.div_ceil(chunk))
                 .into_par_iter()
-                .for_each(|c| run(c * chunk));
+                .for_each(|c| task(c * chunk));
         } else {
-            run(0);
+            task(0);
         }
     }
 }
 
 /// A raw pointer shared across the rayon pool (each task writes a disjoint part).
 #[derive(Clone, Copy)]
-struct Ptr(*mut f32);
+pub(super) struct Ptr(pub(super) *mut f32);
 
 impl Ptr {
-    fn get(self) -> *mut f32 {
+    pub(super) fn get(self) -> *mut f32 {
         self.0
     }
 }

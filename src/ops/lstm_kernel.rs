@@ -20,6 +20,7 @@ use rayon::prelude::*;
 use burn::tensor::bf16;
 
 use super::gemv;
+use super::gemv_i8::{self, I8Weight};
 use super::packed::PackedMatrix;
 use super::simd::{exp_fast, multiversion};
 
@@ -168,11 +169,16 @@ fn forward_impl(
 }
 
 /// The recurrent weight for [`forward_inference`], `[4 * hidden, hidden]` row-major.
-pub enum RecurrentWeight {
+///
+/// Borrowed, so a backend that holds the weight contiguously (flex) lends it without a copy.
+#[derive(Clone, Copy)]
+pub enum RecurrentWeight<'a> {
     /// Full precision.
-    F32(Vec<f32>),
+    F32(&'a [f32]),
     /// Rounded to bf16 (half the bytes read per step; products and sums stay `f32`).
-    Bf16(Vec<bf16>),
+    Bf16(&'a [bf16]),
+    /// Int8 values with block scales (a quarter of the bytes; products and sums stay `f32`).
+    I8(I8Weight<'a>),
 }
 
 /// Whether [`forward_inference`] uses the row-streaming product ([`gemv::gemv_acc`]) for batches
@@ -183,8 +189,8 @@ const ROW_STREAMING: bool = true;
 /// [`forward`] without anything kept for a backward pass: returns only the packed output.
 ///
 /// For batches of at most [`gemv::MAX_BATCH`] the recurrent product streams the weight row by row
-/// ([`gemv::gemv_acc`], `f32` or bf16); larger batches use the packed `gemm` of [`forward`] (a
-/// bf16 weight is widened to `f32` once per call).
+/// ([`gemv::gemv_acc`], `f32` or bf16; [`gemv_i8::gemv_acc_i8`], int8); larger batches use the
+/// packed `gemm` of [`forward`] (a bf16 or int8 weight is widened to `f32` once per call).
 ///
 /// # Panics
 ///
@@ -192,7 +198,7 @@ const ROW_STREAMING: bool = true;
 pub fn forward_inference(
     shape: LstmShape,
     xproj: Vec<f32>,
-    w_hh: RecurrentWeight,
+    w_hh: RecurrentWeight<'_>,
     h0: Vec<f32>,
     c0: Vec<f32>,
     reverse: bool,
@@ -204,7 +210,7 @@ pub fn forward_inference(
 fn forward_inference_with(
     shape: LstmShape,
     xproj: Vec<f32>,
-    w_hh: RecurrentWeight,
+    w_hh: RecurrentWeight<'_>,
     h0: Vec<f32>,
     c0: Vec<f32>,
     reverse: bool,
@@ -214,7 +220,7 @@ fn forward_inference_with(
     let split = split_rows(&shape);
     let run = |product: &Product<'_>| recurrence(shape, xproj, product, &h0, c0, reverse, split).2;
     if streaming && shape.batch <= gemv::MAX_BATCH {
-        match &w_hh {
+        match w_hh {
             RecurrentWeight::F32(w) => {
                 assert_eq!(w.len(), g4 * h, "w_hh size");
                 // SAFETY: `recurrence` passes pointers valid for `batch` rows (its contract).
@@ -229,13 +235,26 @@ fn forward_inference_with(
                     gemv::gemv_acc(w, g4, h, b, v, v_rs, dst, dst_rs)
                 })
             }
+            RecurrentWeight::I8(w) => {
+                // SAFETY: as above (`gemv_acc_i8` checks the sizes).
+                run(&|b, v, v_rs, dst, dst_rs| unsafe {
+                    gemv_i8::gemv_acc_i8(w, g4, h, b, v, v_rs, dst, dst_rs)
+                })
+            }
         }
     } else {
         let w32;
-        let w: &[f32] = match &w_hh {
+        let w: &[f32] = match w_hh {
             RecurrentWeight::F32(w) => w,
             RecurrentWeight::Bf16(w) => {
                 w32 = w.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+                &w32
+            }
+            RecurrentWeight::I8(w) => {
+                let scale = |i: usize| w.scales[i / w.block];
+                w32 = (w.q.iter().enumerate())
+                    .map(|(i, &q)| f32::from(q) * scale(i))
+                    .collect::<Vec<f32>>();
                 &w32
             }
         };
@@ -616,13 +635,13 @@ mod tests {
                     };
                     for streaming in [false, true] {
                         let what = format!("{what} streaming={streaming}");
-                        let got = |w: RecurrentWeight| {
+                        let got = |w: RecurrentWeight<'_>| {
                             let (h0, c0) = (h0.clone(), c0.clone());
                             forward_inference_with(shape, x.clone(), w, h0, c0, reverse, streaming)
                         };
                         let (want32, want16) = (want(&w), want(&w16_f));
-                        let got32 = got(RecurrentWeight::F32(w.clone()));
-                        let got16 = got(RecurrentWeight::Bf16(w16.clone()));
+                        let got32 = got(RecurrentWeight::F32(&w));
+                        let got16 = got(RecurrentWeight::Bf16(&w16));
                         crate::test_util::assert_close(&got32, &want32, 1e-5, &what);
                         crate::test_util::assert_close(&got16, &want16, 1e-5, &what);
                         // Each weight moves by at most 2^-9 of itself; the states (|h| < 1, |c| a

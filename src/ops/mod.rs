@@ -4,13 +4,15 @@
 //! * [`fused_lstm`]: the same as one burn operation (a backend extension for the CPU backends,
 //!   with its backward registered in the autodiff graph) and the tensor-op fallback used on
 //!   every other backend.
-//! * [`gemv`]: the recurrent product for small batches (inference), `f32` or bf16 weights.
+//! * [`gemv`]: the recurrent product for small batches (inference), `f32` or bf16 weights;
+//!   [`gemv_i8`] the same with int8 weights.
 //! * [`mask`]: dropout masks drawn on the host, counter-based and parallel.
 //! * [`cross_entropy`]: softmax cross-entropy as one operation with a hand-written backward.
 
 pub mod cross_entropy;
 pub mod fused_lstm;
 pub mod gemv;
+pub mod gemv_i8;
 pub mod lstm_kernel;
 pub mod mask;
 pub mod packed;
