@@ -401,13 +401,46 @@ fn pass<W: WeightElem, const NB: usize, const L: usize, const R: usize, const FM
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn vals(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 2.0)
-            .collect()
+    use crate::test_util::values as vals;
+
+    /// Runs `product(batch, v, v_rs, dst, dst_rs)` (a `dst += W v` kernel with `W [rows, k]`) for
+    /// every batch of 1 to 6 vectors, rows padded in `v` and `dst`, and checks it against a naive
+    /// f64 product of `weight(r, c)` to `tol` relative, padding untouched.
+    pub(crate) fn check_product(
+        rows: usize,
+        k: usize,
+        tol: f64,
+        weight: impl Fn(usize, usize) -> f64,
+        product: impl Fn(usize, *const f32, usize, *mut f32, usize),
+    ) {
+        for batch in 1..=6 {
+            let (v_rs, dst_rs) = (k + 3, rows + 2);
+            let v = vals(batch * v_rs, 2);
+            let mut dst = vals(batch * dst_rs, 3);
+            let before = dst.clone();
+            product(batch, v.as_ptr(), v_rs, dst.as_mut_ptr(), dst_rs);
+            for b in 0..batch {
+                for r in 0..rows {
+                    let want = f64::from(before[b * dst_rs + r])
+                        + (0..k)
+                            .map(|c| weight(r, c) * f64::from(v[b * v_rs + c]))
+                            .sum::<f64>();
+                    let got = f64::from(dst[b * dst_rs + r]);
+                    assert!(
+                        (got - want).abs() < tol * (1.0 + want.abs()),
+                        "{rows}x{k} b={batch} [{b},{r}]: {got} vs {want}"
+                    );
+                }
+                assert_eq!(
+                    dst[b * dst_rs + rows..(b + 1) * dst_rs],
+                    before[b * dst_rs + rows..(b + 1) * dst_rs],
+                    "padding untouched"
+                );
+            }
+        }
     }
 
     /// Every instruction-set variant, every batch size, odd sizes (tails of rows and lanes), with
@@ -418,59 +451,15 @@ mod tests {
         for &(rows, k) in &[(1, 1), (7, 37), (148, 37), (64, 300), (1024, 64)] {
             let w = vals(rows * k, 1);
             let w16: Vec<bf16> = w.iter().map(|&x| bf16::from_f32(x)).collect();
-            let w16_f: Vec<f32> = w16.iter().map(|x| x.to_f32()).collect();
-            for batch in 1..=6 {
-                let v_rs = k + 3;
-                let dst_rs = rows + 2;
-                let v = vals(batch * v_rs, 2);
-                for (bf, want_w) in [(false, &w), (true, &w16_f)] {
-                    let mut dst = vals(batch * dst_rs, 3);
-                    let before = dst.clone();
-                    unsafe {
-                        if bf {
-                            gemv_acc(
-                                &w16,
-                                rows,
-                                k,
-                                batch,
-                                v.as_ptr(),
-                                v_rs,
-                                dst.as_mut_ptr(),
-                                dst_rs,
-                            )
-                        } else {
-                            gemv_acc(
-                                &w,
-                                rows,
-                                k,
-                                batch,
-                                v.as_ptr(),
-                                v_rs,
-                                dst.as_mut_ptr(),
-                                dst_rs,
-                            )
-                        }
-                    };
-                    for b in 0..batch {
-                        for r in 0..rows {
-                            let want: f64 = before[b * dst_rs + r] as f64
-                                + (0..k)
-                                    .map(|c| want_w[r * k + c] as f64 * v[b * v_rs + c] as f64)
-                                    .sum::<f64>();
-                            let got = dst[b * dst_rs + r] as f64;
-                            assert!(
-                                (got - want).abs() < 1e-5 * (1.0 + want.abs()),
-                                "{rows}x{k} b={batch} bf16={bf} [{b},{r}]: {got} vs {want}"
-                            );
-                        }
-                        // Padding columns untouched.
-                        assert_eq!(
-                            dst[b * dst_rs + rows..(b + 1) * dst_rs],
-                            before[b * dst_rs + rows..(b + 1) * dst_rs]
-                        );
-                    }
-                }
-            }
+            let exact = |r: usize, c: usize| f64::from(w[r * k + c]);
+            let rounded = |r: usize, c: usize| f64::from(w16[r * k + c].to_f32());
+            // SAFETY (both): `check_product` passes buffers of the sizes it documents.
+            check_product(rows, k, 1e-5, exact, |b, v, v_rs, d, d_rs| unsafe {
+                gemv_acc(&w, rows, k, b, v, v_rs, d, d_rs)
+            });
+            check_product(rows, k, 1e-5, rounded, |b, v, v_rs, d, d_rs| unsafe {
+                gemv_acc(&w16, rows, k, b, v, v_rs, d, d_rs)
+            });
         }
     }
 

@@ -195,12 +195,9 @@ unsafe fn pass_avx512<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::gemv::tests::check_product;
 
-    fn vals(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 2.0)
-            .collect()
-    }
+    use crate::test_util::values as vals;
 
     /// Against a naive f64 product of the dequantized weight: blocks of whole registers, blocks
     /// with a masked tail (15, 40), every batch size, with and without the split over the pool;
@@ -224,42 +221,10 @@ mod tests {
             let deq = |r: usize, c: usize| {
                 f64::from(q[r * k + c]) * f64::from(scales[r * (k / block) + c / block])
             };
-            for batch in 1..=6 {
-                let (v_rs, dst_rs) = (k + 3, rows + 2);
-                let v = vals(batch * v_rs, 2);
-                let mut dst = vals(batch * dst_rs, 3);
-                let before = dst.clone();
-                unsafe {
-                    gemv_acc_i8(
-                        w,
-                        rows,
-                        k,
-                        batch,
-                        v.as_ptr(),
-                        v_rs,
-                        dst.as_mut_ptr(),
-                        dst_rs,
-                    )
-                };
-                for b in 0..batch {
-                    for r in 0..rows {
-                        let want = f64::from(before[b * dst_rs + r])
-                            + (0..k)
-                                .map(|c| deq(r, c) * f64::from(v[b * v_rs + c]))
-                                .sum::<f64>();
-                        let got = f64::from(dst[b * dst_rs + r]);
-                        assert!(
-                            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                            "{rows}x{k}/{block} b={batch} [{b},{r}]: {got} vs {want}"
-                        );
-                    }
-                    assert_eq!(
-                        dst[b * dst_rs + rows..(b + 1) * dst_rs],
-                        before[b * dst_rs + rows..(b + 1) * dst_rs],
-                        "padding untouched"
-                    );
-                }
-            }
+            // SAFETY: `check_product` passes buffers of the sizes it documents.
+            check_product(rows, k, 1e-4, deq, |b, v, v_rs, d, d_rs| unsafe {
+                gemv_acc_i8(w, rows, k, b, v, v_rs, d, d_rs)
+            });
         }
     }
 

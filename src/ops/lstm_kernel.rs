@@ -560,6 +560,7 @@ multiversion!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::values as vals;
 
     #[test]
     fn sigmoid_and_tanh_saturate() {
@@ -574,11 +575,6 @@ mod tests {
             batch: 5,
             seq_len: 4,
             hidden: 7,
-        };
-        let vals = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 2.0)
-                .collect()
         };
         let x = vals(5 * 4 * 28, 1);
         let (w, h0, c0) = (vals(28 * 7, 2), vals(35, 3), vals(35, 4));
@@ -608,11 +604,6 @@ mod tests {
     /// weights to 1e-5, and the f32 weights within bf16's rounding.
     #[test]
     fn inference_forward_matches_forward() {
-        let vals = |n: usize, seed: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 2.0)
-                .collect()
-        };
         for (batch, hidden) in [(1, 37), (2, 37), (3, 16), (4, 9), (5, 37), (1, 130)] {
             let shape = LstmShape {
                 batch,
