@@ -1,10 +1,12 @@
-//! bf16 recurrent weights for faster inference at batch 1.
+//! bf16 or int8 recurrent weights for faster inference at batch 1.
 //!
 //! Classifying one long document is bound by memory bandwidth: every time step reads all of each
 //! LSTM layer's recurrent weight `W_hh` (21 MB in `f32` for a 1152-unit layer). Stored as bf16 it
 //! is half the bytes; the row-streaming kernel [`gemv`](crate::ops::gemv) reads it as bf16
 //! directly, widening each weight to `f32` exactly and keeping products, sums, activations and
 //! states in `f32` (`clas_infer_b1` on flex: 2.1 docs/s against 1.05 with `f32` weights).
+//! [`int8_recurrent_weights`] goes to a quarter of the bytes (see there); the rest of this page
+//! is about bf16.
 //!
 //! # Precision
 //!

@@ -4,7 +4,7 @@
 //! [`lstm_recurrence`] takes the input projection of a whole sequence (`x W_ih^T + b_ih + b_hh`),
 //! the recurrent weight and the initial state, and returns one packed tensor `[batch, seq_len + 1,
 //! hidden]`: the hidden state of every time step followed by the final cell state. On the CPU
-//! backends (flex, ndarray, with or without autodiff) it runs [`lstm_kernel`](super::lstm_kernel);
+//! backends (flex, ndarray, with or without autodiff) it runs [`lstm_kernel`];
 //! under autodiff the kernel's own backward is registered as one graph node, so the autodiff graph
 //! holds one node per layer and direction instead of several per time step. On any other backend
 //! (CUDA) [`lstm_recurrence`] composes ordinary tensor operations, which burn differentiates.
