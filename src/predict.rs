@@ -247,7 +247,7 @@ impl Predictor {
 
     /// Stores the LSTM recurrent weights of every model as bf16
     /// ([`bf16_recurrent_weights`](crate::nn::bf16_recurrent_weights)): on flex, classifying at
-    /// most 4 documents per batch reads half the bytes per time step (about 2x faster for one
+    /// most 4 documents per batch reads half the bytes per time step (about 1.6x faster for one
     /// long document); larger batches gain nothing. The weights are rounded to 8 significant bits, which
     /// moves probabilities slightly and can flip the label of a document whose top two classes
     /// are nearly tied: measure the accuracy on your test set (`ulmfit eval --bf16`).
@@ -261,8 +261,8 @@ impl Predictor {
 
     /// Quantizes the LSTM recurrent weights of every model to int8 with block scales
     /// ([`int8_recurrent_weights`](crate::nn::int8_recurrent_weights)): a quarter of the bytes
-    /// per time step, for at most 4 documents per batch (about 1.3x as fast as bf16 for one long
-    /// document on flex). The weights move by up to half a quantization level: measure the
+    /// per time step, for at most 4 documents per batch (about 1.1x as fast as bf16 and 1.7x as
+    /// fast as `f32` for one long document on flex). The weights move by up to half a quantization level: measure the
     /// accuracy on your test set (`ulmfit eval --int8`). Apply it to `f32` weights, not after
     /// [`with_bf16_recurrent_weights`](Self::with_bf16_recurrent_weights).
     pub fn with_int8_recurrent_weights(mut self) -> Self {

@@ -132,12 +132,12 @@ struct ModelArgs {
     /// Read only the first N tokens of each text.
     #[arg(long)]
     max_tokens: Option<usize>,
-    /// Store the LSTM recurrent weights as bf16 (rounded to 8 significant bits): about 2x faster
+    /// Store the LSTM recurrent weights as bf16 (rounded to 8 significant bits): about 1.6x faster
     /// with `--batch-size 1` on flex, slightly different probabilities (check with `eval`).
     #[arg(long)]
     bf16: bool,
     /// Quantize the LSTM recurrent weights to int8 (one scale per block of up to 255 weights):
-    /// about 1.3x faster than `--bf16` with `--batch-size 1` on flex; check the accuracy with
+    /// about 1.1x faster than `--bf16` with `--batch-size 1` on flex; check the accuracy with
     /// `eval`.
     #[arg(long, conflicts_with = "bf16")]
     int8: bool,
