@@ -261,8 +261,8 @@ impl Predictor {
 
     /// Quantizes the LSTM recurrent weights of every model to int8 with block scales
     /// ([`int8_recurrent_weights`](crate::nn::int8_recurrent_weights)): a quarter of the bytes
-    /// per time step, for at most 4 documents per batch (about 1.1x as fast as bf16 and 1.7x as
-    /// fast as `f32` for one long document on flex). The weights move by up to half a quantization level: measure the
+    /// per time step, for at most 4 documents per batch (about 1.35x as fast as bf16 and 2.1x
+    /// as fast as `f32` for one long document on flex, on a CPU with AVX512-VNNI). The weights move by up to half a quantization level: measure the
     /// accuracy on your test set (`ulmfit eval --int8`). Apply it to `f32` weights, not after
     /// [`with_bf16_recurrent_weights`](Self::with_bf16_recurrent_weights).
     pub fn with_int8_recurrent_weights(mut self) -> Self {

@@ -137,8 +137,8 @@ struct ModelArgs {
     #[arg(long)]
     bf16: bool,
     /// Quantize the LSTM recurrent weights to int8 (one scale per block of up to 255 weights):
-    /// about 1.1x faster than `--bf16` with `--batch-size 1` on flex; check the accuracy with
-    /// `eval`.
+    /// about 1.35x faster than `--bf16` with `--batch-size 1` on flex (AVX512-VNNI); check the
+    /// accuracy with `eval`.
     #[arg(long, conflicts_with = "bf16")]
     int8: bool,
 }
