@@ -133,7 +133,9 @@ struct ModelArgs {
     #[arg(long)]
     max_tokens: Option<usize>,
     /// Store the LSTM recurrent weights as bf16 (rounded to 8 significant bits): about 1.6x faster
-    /// with `--batch-size 1` on flex, slightly different probabilities (check with `eval`).
+    /// with `--batch-size 1` on flex, and about 2.5x at batches of 32 on CPUs with Intel AMX
+    /// (which then multiply the LSTM's inputs and states in bf16 too); slightly different
+    /// probabilities (check with `eval`).
     #[arg(long)]
     bf16: bool,
     /// Quantize the LSTM recurrent weights to int8 (one scale per block of up to 255 weights):

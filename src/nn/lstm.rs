@@ -14,11 +14,10 @@
 
 use burn::config::Config;
 use burn::module::{Flag, Initializer, Module, Param};
-use burn::tensor::module::linear;
 use burn::tensor::{Device, Tensor};
 
 use super::dropout::{check_prob, is_training, weight_drop};
-use crate::ops::fused_lstm::{lstm_recurrence, recurrence_tensor_ops};
+use crate::ops::fused_lstm::{input_projection, lstm_recurrence, recurrence_tensor_ops};
 
 /// How [`LstmLayer::forward_with`] runs the recurrence.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,11 +230,9 @@ fn run_direction(
     // batch 1), which reshapes the transposed weight and so copies it on every call (13 % of
     // `clas_infer_b1` on flex); a rank-2 product reads the transposed view in place.
     let rows = input.reshape([batch * seq_len, d_in]);
-    let projected = linear(rows, weights.weight_ih.val().transpose(), Some(bias)).reshape([
-        batch,
-        seq_len,
-        4 * hidden,
-    ]);
+    let w_ih = weights.weight_ih.val();
+    let projected =
+        input_projection(rows, w_ih, bias, w_hh.dtype()).reshape([batch, seq_len, 4 * hidden]);
     let packed = match path {
         LstmPath::Fused => lstm_recurrence(projected, w_hh, h0, c0, reverse),
         LstmPath::TensorOps => recurrence_tensor_ops(projected, w_hh, h0, c0, reverse),

@@ -1,4 +1,5 @@
-//! bf16 or int8 recurrent weights for faster inference at batch 1.
+//! bf16 or int8 recurrent weights for faster inference (at batch 1; bf16 also at larger batches on
+//! CPUs with AMX).
 //!
 //! Classifying one long document is bound by memory bandwidth: every time step reads all of each
 //! LSTM layer's recurrent weight `W_hh` (21 MB in `f32` for a 1152-unit layer). Stored as bf16 it
@@ -16,10 +17,20 @@
 //! documents whose top two classes are that close. Measure the accuracy on a test set before
 //! relying on it (`ulmfit eval --bf16`).
 //!
-//! Nothing else changes: embeddings, input weights and the classifier head stay `f32`. The
-//! speed-up is for batches of at most [`gemv::MAX_BATCH`](crate::ops::gemv::MAX_BATCH)
-//! documents; larger batches widen the weight back to `f32` once per layer (no gain).
+//! Nothing else changes at batches of at most
+//! [`gemv::MAX_BATCH`](crate::ops::gemv::MAX_BATCH) documents: embeddings, input weights and the
+//! classifier head stay `f32`.
 //!
+//! # Larger batches: AMX
+//!
+//! From 5 documents on, the recurrent product is bound by arithmetic, not by reading the weight.
+//! On CPUs with Intel AMX (Xeon Sapphire Rapids and later) a bf16 recurrent weight then selects
+//! bf16 tile products ([`amx`](crate::ops::amx)) for the recurrence and, from 512 rows (7
+//! documents of 72 tokens), for each layer's input projection too: those round the hidden states
+//! and the layers' inputs to bf16 as well, and sum in `f32` (`clas_infer_b32` on flex: about
+//! 2.5x the `f32` speed; the README reports the accuracy). Without AMX (AMD, older Intel, other
+//! systems), larger batches widen the weight back to `f32` once per layer (no gain).
+
 //! # Backends
 //!
 //! On a device that stores bf16 tensors (flex, CUDA) the weight becomes a bf16 tensor; the

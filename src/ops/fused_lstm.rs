@@ -23,10 +23,12 @@ use burn::backend::{
     Autodiff, Backend, Dispatch, DispatchDevice, TensorMetadata, backend_extension,
 };
 use burn::tensor::activation::sigmoid;
+use burn::tensor::module::linear;
 use burn::tensor::{DType, FloatDType, Tensor, TensorData, bf16, read_sync};
 
 use burn::tensor::quantization::{QuantMode, QuantScheme, QuantStore, QuantValue, QuantizedBytes};
 
+use super::amx::{self, AmxWeight};
 use super::gemv_i8::I8Weight;
 use super::lstm_kernel::{self, LstmSaved, LstmShape, RecurrentWeight};
 
@@ -318,6 +320,55 @@ pub fn lstm_recurrence(
     }
 }
 
+/// Fewest rows for which [`input_projection`] packs the weight for AMX: packing reads the whole
+/// `f32` weight once per call, which one document's window (72 rows) does not repay
+/// (`clas_infer_b1` with bf16: 2.9 docs/s with it against 4-5 without).
+const AMX_PROJECTION_MIN_ROWS: usize = 512;
+
+/// The input projection of a whole sequence, `rows W_ih^T + bias`.
+///
+/// With a bf16 recurrent weight (inference with
+/// [`bf16_recurrent_weights`](crate::nn::bf16_recurrent_weights)), no gradient wanted and a CPU
+/// with AMX, the product runs on AMX tiles in bf16, like the recurrence that follows ([`amx`]);
+/// otherwise it is burn's `linear` in the tensors' dtype.
+///
+/// # Shapes
+///
+/// - rows: `[n, d_in]`
+/// - w_ih: `[4 * hidden, d_in]`
+/// - bias: `[4 * hidden]`
+/// - output: `[n, 4 * hidden]`
+pub fn input_projection(
+    rows: Tensor<2>,
+    w_ih: Tensor<2>,
+    bias: Tensor<1>,
+    w_hh_dtype: DType,
+) -> Tensor<2> {
+    let on_tiles = w_hh_dtype == DType::BF16
+        && rows.dims()[0] >= AMX_PROJECTION_MIN_ROWS
+        && !rows.is_require_grad()
+        && !w_ih.is_require_grad()
+        && !bias.is_require_grad()
+        && has_fused_kernel(&rows.device())
+        && amx::available();
+    if !on_tiles {
+        return linear(rows, w_ih.transpose(), Some(bias));
+    }
+    let ([n, d_in], [g4, _]) = (rows.dims(), w_ih.dims());
+    let device = rows.device();
+    let host = |data: TensorData| data.convert::<f32>().into_vec::<f32>().expect("f32 data");
+    let x = host(rows.into_data());
+    let packed = AmxWeight::new(&host(w_ih.into_data()), g4, d_in);
+    let bias = host(bias.into_data());
+    let mut out: Vec<f32> = Vec::with_capacity(n * g4);
+    for _ in 0..n {
+        out.extend_from_slice(&bias);
+    }
+    // SAFETY: `x` holds `n` rows of `d_in`, `out` `n` rows of `g4`; AMX is available.
+    unsafe { packed.apply(n, x.as_ptr(), d_in, out.as_mut_ptr(), g4) };
+    Tensor::from_data(TensorData::new(out, [n, g4]), &device)
+}
+
 /// The recurrence with an int8 `w_hh` (see [`crate::nn::int8_recurrent_weights`]) on the host
 /// kernel, whatever the device: the values and block scales are read out of burn's quantized
 /// tensor and streamed by [`gemv_i8`](super::gemv_i8). A scheme other than symmetric int8 with
@@ -417,4 +468,60 @@ pub fn recurrence_tensor_ops(
     }
     outputs.push(c);
     Tensor::stack(outputs, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{to_vec, values};
+
+    /// The input projection with a bf16 recurrent weight: on AMX tiles from 512 rows (bf16
+    /// operands, so within bf16's rounding of burn's `f32` product, and not equal to it), burn's
+    /// product below that and without the bf16 signal.
+    fn projection_on(device: &burn::tensor::Device) {
+        let (d_in, g4) = (40, 48);
+        let w = Tensor::<2>::from_data(TensorData::new(values(g4 * d_in, 1), [g4, d_in]), device);
+        let bias = Tensor::<1>::from_data(TensorData::new(values(g4, 2), [g4]), device);
+        for n in [8, 520] {
+            let x = Tensor::<2>::from_data(TensorData::new(values(n * d_in, 3), [n, d_in]), device);
+            let want = to_vec(linear(x.clone(), w.clone().transpose(), Some(bias.clone())));
+            let f32_signal = input_projection(x.clone(), w.clone(), bias.clone(), DType::F32);
+            assert_eq!(to_vec(f32_signal), want, "f32 weights: burn's product");
+            let got = to_vec(input_projection(
+                x.clone(),
+                w.clone(),
+                bias.clone(),
+                DType::BF16,
+            ));
+            // A tracked input (training) keeps burn's differentiable product.
+            let ad = device.clone().autodiff();
+            let x_ad = Tensor::<2>::from_data(x.into_data(), &ad).require_grad();
+            let (w_ad, b_ad) = (Tensor::from_data(w.to_data(), &ad), bias.to_data());
+            let tracked = input_projection(x_ad, w_ad, Tensor::from_data(b_ad, &ad), DType::BF16);
+            assert_eq!(to_vec(tracked), want, "tracked: burn's product");
+            let tiles =
+                n >= AMX_PROJECTION_MIN_ROWS && amx::available() && has_fused_kernel(device);
+            if tiles {
+                // 40 products of operands in [-1, 1] each rounded by at most 2^-9 of itself.
+                crate::test_util::assert_close(&got, &want, 0.2, "tiles");
+                assert!(got != want, "the tiles round the operands");
+            } else {
+                assert_eq!(
+                    got, want,
+                    "burn's product below {AMX_PROJECTION_MIN_ROWS} rows"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn projection() {
+        projection_on(&crate::test_util::test_device());
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn projection_flex() {
+        projection_on(&burn::tensor::Device::flex());
+    }
 }

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use burn::tensor::bf16;
 
+use super::amx::{self, AmxWeight};
 use super::gemv;
 use super::gemv_i8::{self, I8Weight};
 use super::packed::PackedMatrix;
@@ -189,8 +190,10 @@ const ROW_STREAMING: bool = true;
 /// [`forward`] without anything kept for a backward pass: returns only the packed output.
 ///
 /// For batches of at most [`gemv::MAX_BATCH`] the recurrent product streams the weight row by row
-/// ([`gemv::gemv_acc`], `f32` or bf16; [`gemv_i8::gemv_acc_i8`], int8); larger batches use the
-/// packed `gemm` of [`forward`] (a bf16 or int8 weight is widened to `f32` once per call).
+/// ([`gemv::gemv_acc`], `f32` or bf16; [`gemv_i8::gemv_acc_i8`], int8). Larger batches with a
+/// bf16 weight multiply on AMX tiles where the CPU has them ([`amx`], which also rounds the
+/// hidden states to bf16); otherwise they use the packed `gemm` of [`forward`] (a bf16 or int8
+/// weight is widened to `f32` once per call).
 ///
 /// # Panics
 ///
@@ -203,10 +206,23 @@ pub fn forward_inference(
     c0: Vec<f32>,
     reverse: bool,
 ) -> Vec<f32> {
-    forward_inference_with(shape, xproj, w_hh, h0, c0, reverse, ROW_STREAMING)
+    let products = Products {
+        streaming: ROW_STREAMING,
+        tiles: amx::available(),
+    };
+    forward_inference_with(shape, xproj, w_hh, h0, c0, reverse, products)
 }
 
-/// [`forward_inference`], with the row-streaming product for small batches or not.
+/// Which products [`forward_inference_with`] may use besides the packed `gemm`.
+#[derive(Clone, Copy)]
+struct Products {
+    /// The row-streaming product for batches of at most [`gemv::MAX_BATCH`].
+    streaming: bool,
+    /// AMX tiles for larger batches with a bf16 weight (only where [`amx::available`]).
+    tiles: bool,
+}
+
+/// [`forward_inference`], with the given choice of products.
 fn forward_inference_with(
     shape: LstmShape,
     xproj: Vec<f32>,
@@ -214,12 +230,12 @@ fn forward_inference_with(
     h0: Vec<f32>,
     c0: Vec<f32>,
     reverse: bool,
-    streaming: bool,
+    products: Products,
 ) -> Vec<f32> {
     let (g4, h) = (shape.gates(), shape.hidden);
     let split = split_rows(&shape);
     let run = |product: &Product<'_>| recurrence(shape, xproj, product, &h0, c0, reverse, split).2;
-    if streaming && shape.batch <= gemv::MAX_BATCH {
+    if products.streaming && shape.batch <= gemv::MAX_BATCH {
         match w_hh {
             RecurrentWeight::F32(w) => {
                 assert_eq!(w.len(), g4 * h, "w_hh size");
@@ -242,6 +258,12 @@ fn forward_inference_with(
                 })
             }
         }
+    } else if let (RecurrentWeight::Bf16(w), true) = (w_hh, products.tiles) {
+        // bf16 weights at a batch that makes the product compute-bound: AMX tiles (bf16 hidden
+        // states too, see `amx`).
+        let packed = AmxWeight::new(w, g4, h);
+        // SAFETY: as above; AMX is available.
+        run(&|b, v, v_rs, dst, dst_rs| unsafe { packed.apply(b, v, v_rs, dst, dst_rs) })
     } else {
         let w32;
         let w: &[f32] = match w_hh {
@@ -598,10 +620,12 @@ mod tests {
         }
     }
 
-    /// The inference forward (row-streaming product for small batches, packed `gemm` above)
+    /// The inference forward (row-streaming product for small batches, packed `gemm` or AMX
+    /// tiles above)
     /// matches the training forward to 1e-5, for odd sizes, both directions, zero and non-zero
     /// initial states; with bf16 weights it matches the training forward on the same rounded
-    /// weights to 1e-5, and the f32 weights within bf16's rounding.
+    /// weights to 1e-5 (1e-3 on AMX tiles, which round the hidden states too), and the f32
+    /// weights within bf16's rounding.
     #[test]
     fn inference_forward_matches_forward() {
         for (batch, hidden) in [(1, 37), (2, 37), (3, 16), (4, 9), (5, 37), (1, 130)] {
@@ -618,23 +642,31 @@ mod tests {
             let w16: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
             let w16_f: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
             let c0 = vals(batch * hidden, 4);
+            let amx_here = amx::available();
             for h0 in [vec![0.0; batch * hidden], vals(batch * hidden, 3)] {
                 for reverse in [false, true] {
                     let what = format!("b={batch} h={hidden} reverse={reverse}");
                     let want = |w: &Vec<f32>| {
                         forward(shape, x.clone(), w.clone(), h0.clone(), c0.clone(), reverse).out
                     };
-                    for streaming in [false, true] {
-                        let what = format!("{what} streaming={streaming}");
+                    let choices = [(false, false), (true, false), (false, true), (true, true)];
+                    // Tiles only where the CPU has them (else the same as without).
+                    for (streaming, tiles) in choices.into_iter().filter(|c| !c.1 || amx_here) {
+                        let what = format!("{what} streaming={streaming} tiles={tiles}");
+                        let products = Products { streaming, tiles };
                         let got = |w: RecurrentWeight<'_>| {
                             let (h0, c0) = (h0.clone(), c0.clone());
-                            forward_inference_with(shape, x.clone(), w, h0, c0, reverse, streaming)
+                            forward_inference_with(shape, x.clone(), w, h0, c0, reverse, products)
                         };
                         let (want32, want16) = (want(&w), want(&w16_f));
                         let got32 = got(RecurrentWeight::F32(&w));
                         let got16 = got(RecurrentWeight::Bf16(&w16));
                         crate::test_util::assert_close(&got32, &want32, 1e-5, &what);
-                        crate::test_util::assert_close(&got16, &want16, 1e-5, &what);
+                        // On AMX tiles (larger batches, where the CPU has them) the hidden
+                        // states are rounded to bf16 as well: 2^-9 of |h| < 1 per step.
+                        let tiles = tiles && (!streaming || batch > gemv::MAX_BATCH);
+                        let tol16 = if tiles { 1e-3 } else { 1e-5 };
+                        crate::test_util::assert_close(&got16, &want16, tol16, &what);
                         // Each weight moves by at most 2^-9 of itself; the states (|h| < 1, |c| a
                         // few units) move by well under 1e-2 over six steps.
                         crate::test_util::assert_close(&got16, &want32, 1e-2, &what);

@@ -5,10 +5,12 @@
 //!   with its backward registered in the autodiff graph) and the tensor-op fallback used on
 //!   every other backend.
 //! * [`gemv`]: the recurrent product for small batches (inference), `f32` or bf16 weights;
-//!   [`gemv_i8`] the same with int8 weights.
+//!   [`gemv_i8`] the same with int8 weights; [`amx`] bf16 products on Intel AMX tiles for larger
+//!   batches.
 //! * [`mask`]: dropout masks drawn on the host, counter-based and parallel.
 //! * [`cross_entropy`]: softmax cross-entropy as one operation with a hand-written backward.
 
+pub mod amx;
 pub mod cross_entropy;
 pub mod fused_lstm;
 pub mod gemv;
