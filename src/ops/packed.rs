@@ -13,6 +13,8 @@
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
+use super::gemv::Ptr;
+
 /// Rows of a strip: four 16-lane registers.
 const STRIP: usize = 64;
 
@@ -30,6 +32,8 @@ pub struct PackedMatrix {
     k: usize,
     strips: usize,
     data: Vec<f32>,
+    /// Whether the strips run the AVX-512 kernel (else one `gemm` call each).
+    avx512: bool,
 }
 
 impl PackedMatrix {
@@ -69,7 +73,15 @@ impl PackedMatrix {
             k,
             strips,
             data,
+            avx512: has_avx512(),
         }
+    }
+
+    /// The same matrix multiplied by `gemm` (the path of CPUs without AVX-512), for tests.
+    #[cfg(test)]
+    fn with_gemm(mut self) -> Self {
+        self.avx512 = false;
+        self
     }
 
     /// Rows of `M`.
@@ -93,30 +105,10 @@ impl PackedMatrix {
         dst_rs: usize,
         accumulate: bool,
     ) {
-        // SAFETY: the caller's contract.
-        unsafe { self.apply_with(batch, v, v_rs, dst, dst_rs, accumulate, has_avx512()) }
-    }
-
-    /// [`apply`](Self::apply) with the AVX-512 kernel (only if the CPU has it) or `gemm`.
-    ///
-    /// # Safety
-    ///
-    /// As [`apply`](Self::apply); `avx512` only where the CPU has AVX-512F.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn apply_with(
-        &self,
-        batch: usize,
-        v: *const f32,
-        v_rs: usize,
-        dst: *mut f32,
-        dst_rs: usize,
-        accumulate: bool,
-        avx512: bool,
-    ) {
         if batch == 0 {
             return;
         }
-        let (v, dst) = (SendPtr(v as *mut f32), SendPtr(dst));
+        let (v, dst) = (Ptr(v as *mut f32), Ptr(dst));
         let threads = rayon::current_num_threads().max(1);
         // A few tasks per thread, so a busy core does not hold up the step.
         let per_task = self.strips.div_ceil(4 * threads).max(1);
@@ -124,8 +116,7 @@ impl PackedMatrix {
             for s in s0..(s0 + per_task).min(self.strips) {
                 // SAFETY: the caller's contract; strip `s` writes only columns
                 // `64 s..64 s + 64` of dst, so concurrent strips touch disjoint memory.
-                let (v, dst) = (v.get(), dst.get());
-                unsafe { self.strip(s, batch, v, v_rs, dst, dst_rs, accumulate, avx512) };
+                unsafe { self.strip(s, batch, v.get(), v_rs, dst.get(), dst_rs, accumulate) };
             }
         };
         if self.strips > per_task && threads > 1 {
@@ -153,13 +144,12 @@ impl PackedMatrix {
         dst: *mut f32,
         dst_rs: usize,
         accumulate: bool,
-        avx512: bool,
     ) {
         let r0 = s * STRIP;
         let n = STRIP.min(self.rows - r0);
         let w = &self.data[s * STRIP * self.k..(s + 1) * STRIP * self.k];
         #[cfg(target_arch = "x86_64")]
-        if avx512 {
+        if self.avx512 {
             // Blocks of KC columns (32 KB of the strip), so that every pass over the vectors
             // reads the block from L1.
             for kc in (0..self.k).step_by(KC) {
@@ -311,21 +301,6 @@ fn raise_packing_threshold() {
     });
 }
 
-/// A raw pointer shared across the rayon pool (each task writes a disjoint part).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-// SAFETY: only used for disjoint writes (see `PackedMatrix::apply`).
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,16 +339,21 @@ mod tests {
             };
             let p = PackedMatrix::new(&src, rows, k, rs, cs);
             // The AVX-512 kernel where the CPU has it, and `gemm` everywhere.
-            let kernels = [false, has_avx512()];
-            for (accumulate, avx512) in [false, true]
+            let kernels: Vec<PackedMatrix> = if p.avx512 {
+                vec![p, PackedMatrix::new(&src, rows, k, rs, cs).with_gemm()]
+            } else {
+                vec![p]
+            };
+            for (accumulate, p) in [(false, &kernels[0]), (true, &kernels[0])]
                 .into_iter()
-                .flat_map(|a| kernels.iter().map(move |&k| (a, k)))
+                .chain(kernels[1..].iter().flat_map(|p| [(false, p), (true, p)]))
             {
+                let avx512 = p.avx512;
                 let dst_rs = rows + 5;
                 let mut dst = vec![0.5f32; batch * dst_rs];
                 let (vp, d) = (v.as_ptr(), dst.as_mut_ptr());
-                // SAFETY: sizes as documented; AVX-512 only where present.
-                unsafe { p.apply_with(batch, vp, v_rs, d, dst_rs, accumulate, avx512) };
+                // SAFETY: sizes as documented.
+                unsafe { p.apply(batch, vp, v_rs, d, dst_rs, accumulate) };
                 for b in 0..batch {
                     for r in 0..rows {
                         let want: f32 = (0..k).map(|c| m[r * k + c] * v[b * v_rs + c]).sum::<f32>()
@@ -381,7 +361,7 @@ mod tests {
                         let got = dst[b * dst_rs + r];
                         assert!(
                             (got - want).abs() < 1e-4,
-                            "{b},{r} avx512={avx512}: {got} vs {want}"
+                            "{b},{r} k={k} avx512={avx512}: {got} vs {want}"
                         );
                     }
                     // Padding columns untouched.
