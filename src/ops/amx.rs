@@ -115,6 +115,23 @@ impl ToBf16 for bf16 {
 }
 
 /// `W [n, k]` packed into bf16 tiles for [`AmxWeight::apply`] (see the [module docs](self)).
+///
+/// # Example
+///
+/// ```
+/// use ulmfit::ops::amx::{AmxWeight, available};
+///
+/// if available() {
+///     let (n, k, m) = (48, 64, 2);
+///     let w = vec![0.5f32; n * k]; // W [48, 64]
+///     let v = vec![0.25f32; m * k]; // two vectors of 64
+///     let mut dst = vec![1.0f32; m * n];
+///     let packed = AmxWeight::new(&w, n, k);
+///     // SAFETY: AMX is available; v holds m rows of k, dst m rows of n.
+///     unsafe { packed.apply(m, v.as_ptr(), k, dst.as_mut_ptr(), n) };
+///     assert!(dst.iter().all(|&x| x == 1.0 + 64.0 * 0.5 * 0.25));
+/// }
+/// ```
 pub struct AmxWeight {
     n: usize,
     k: usize,
