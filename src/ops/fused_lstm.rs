@@ -356,10 +356,9 @@ pub fn input_projection(
     }
     let ([n, d_in], [g4, _]) = (rows.dims(), w_ih.dims());
     let device = rows.device();
-    let host = |data: TensorData| data.convert::<f32>().into_vec::<f32>().expect("f32 data");
-    let x = host(rows.into_data());
-    let packed = AmxWeight::new(&host(w_ih.into_data()), g4, d_in);
-    let bias = host(bias.into_data());
+    let x = host_f32(rows);
+    let packed = AmxWeight::new(&host_f32(w_ih), g4, d_in);
+    let bias = host_f32(bias);
     let mut out: Vec<f32> = Vec::with_capacity(n * g4);
     for _ in 0..n {
         out.extend_from_slice(&bias);
@@ -367,6 +366,14 @@ pub fn input_projection(
     // SAFETY: `x` holds `n` rows of `d_in`, `out` `n` rows of `g4`; AMX is available.
     unsafe { packed.apply(n, x.as_ptr(), d_in, out.as_mut_ptr(), g4) };
     Tensor::from_data(TensorData::new(out, [n, g4]), &device)
+}
+
+/// A float tensor's values as `f32` on the host (a copy), whatever its device and dtype.
+fn host_f32<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32")
 }
 
 /// The recurrence with an int8 `w_hh` (see [`crate::nn::int8_recurrent_weights`]) on the host
@@ -411,21 +418,16 @@ fn run_int8(
         hidden: k,
     };
     let device = xproj.device();
-    let host = |t: Tensor<2>| t.into_data().convert::<f32>().into_vec::<f32>();
     let out = lstm_kernel::forward_inference(
         shape,
-        xproj
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("f32 data"),
+        host_f32(xproj),
         RecurrentWeight::I8(I8Weight {
             q: &q,
             scales: &scales.block,
             block,
         }),
-        host(h0).expect("f32 data"),
-        host(c0).expect("f32 data"),
+        host_f32(h0),
+        host_f32(c0),
         reverse,
     );
     Tensor::from_data(TensorData::new(out, [batch, seq_len + 1, k]), &device)
@@ -495,6 +497,7 @@ mod tests {
             ));
             // A tracked input (training) keeps burn's differentiable product.
             let ad = device.clone().autodiff();
+            let x_host = x.clone();
             let x_ad = Tensor::<2>::from_data(x.into_data(), &ad).require_grad();
             let (w_ad, b_ad) = (Tensor::from_data(w.to_data(), &ad), bias.to_data());
             let tracked = input_projection(x_ad, w_ad, Tensor::from_data(b_ad, &ad), DType::BF16);
@@ -502,8 +505,17 @@ mod tests {
             let tiles =
                 n >= AMX_PROJECTION_MIN_ROWS && amx::available() && has_fused_kernel(device);
             if tiles {
-                // 40 products of operands in [-1, 1] each rounded by at most 2^-9 of itself.
-                crate::test_util::assert_close(&got, &want, 0.2, "tiles");
+                // Exactly burn's product of the bf16-rounded operands, up to summation order;
+                // so not equal to the f32 product.
+                let round = |t: Tensor<2>| {
+                    let v: Vec<f32> = (to_vec(t.clone()).into_iter())
+                        .map(|x| bf16::from_f32(x).to_f32())
+                        .collect();
+                    Tensor::<2>::from_data(TensorData::new(v, t.dims()), device)
+                };
+                let (x_r, w_r) = (round(x_host.clone()), round(w.clone()));
+                let want_r = to_vec(linear(x_r, w_r.transpose(), Some(bias.clone())));
+                crate::test_util::assert_close(&got, &want_r, 1e-5, "tiles");
                 assert!(got != want, "the tiles round the operands");
             } else {
                 assert_eq!(
