@@ -79,6 +79,11 @@ pub struct CommonArgs {
     /// Device: cpu (the fastest CPU backend built in), ndarray, flex or cuda.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Mixed-precision training: the LSTMs' and decoder's products in bf16 on Intel AMX tiles
+    /// (Xeon Sapphire Rapids and later; sums, weights and optimizer stay f32). No effect on
+    /// other CPUs.
+    #[arg(long)]
+    pub bf16: bool,
     /// Save the trained classifier(s), the vocabulary and a description of the model here.
     #[arg(long)]
     pub out: Option<PathBuf>,

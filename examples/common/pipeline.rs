@@ -114,6 +114,9 @@ pub struct Summary {
     pub pretrained: Option<String>,
     /// Device name.
     pub device: String,
+    /// Products of training: `f32`, or `bf16` (mixed precision on AMX tiles, `--bf16` on a CPU
+    /// that has them).
+    pub precision: String,
     /// Where the trained model was saved.
     pub out: Option<String>,
     /// What was done to the data (slices, samples), said plainly.
@@ -222,6 +225,7 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
         let lc = LearnerConfig {
             bs: recipe.bs,
             seed: args.seed,
+            bf16: args.bf16,
             ..LearnerConfig::default()
         };
         let train = LabelledDocs {
@@ -312,6 +316,12 @@ pub fn run(mut task: Task, args: &CommonArgs) -> Result<Summary, Error> {
         n_lm_docs: lm_ids.len(),
         pretrained: args.pretrained.as_ref().map(|p| p.display().to_string()),
         device: args.device.clone(),
+        precision: if args.bf16 && ulmfit::ops::bf16_linear::runs_on_tiles(&device) {
+            "bf16"
+        } else {
+            "f32"
+        }
+        .to_string(),
         out: args.out.as_ref().map(|p| p.display().to_string()),
         note: note(&task.note, args),
     })
@@ -419,6 +429,7 @@ fn fine_tune_lm(
         learner: LearnerConfig {
             bs: recipe.lm_bs,
             seed: args.seed,
+            bf16: args.bf16,
             ..LearnerConfig::default()
         },
         backwards: dir == Direction::Bwd,

@@ -5,6 +5,9 @@ use burn::module::{Module, Param};
 use burn::tensor::module::linear;
 use burn::tensor::{Device, Int, Tensor};
 
+use crate::ops::autocast::bf16_autocast_active;
+use crate::ops::bf16_linear::bf16_linear;
+
 use super::awd_lstm::{AwdLstm, AwdLstmConfig, AwdLstmState};
 use super::dropout::{RnnDropout, check_prob};
 
@@ -51,7 +54,9 @@ pub struct LinearDecoder {
 }
 
 impl LinearDecoder {
-    /// Decodes `raw` with the tied `weight`; returns `(logits, dropped input)`.
+    /// Decodes `raw` with the tied `weight`; returns `(logits, dropped input)`. Inside a
+    /// [`bf16_autocast`](crate::ops::autocast::bf16_autocast) scope the product is
+    /// [`bf16_linear`].
     ///
     /// # Shapes
     ///
@@ -60,7 +65,15 @@ impl LinearDecoder {
     /// - output: `[batch, seq_len, vocab]` and `[batch, seq_len, emb]`
     pub fn forward(&self, raw: Tensor<3>, weight: Tensor<2>) -> (Tensor<3>, Tensor<3>) {
         let dropped = self.output_dp.forward(raw);
-        let logits = linear(dropped.clone(), weight.transpose(), Some(self.bias.val()));
+        let logits = if bf16_autocast_active() {
+            // Mixed-precision training: the largest product of the model on bf16 tiles.
+            let [batch, seq_len, emb] = dropped.dims();
+            let rows = dropped.clone().reshape([batch * seq_len, emb]);
+            let vocab = weight.dims()[0];
+            bf16_linear(rows, weight, self.bias.val()).reshape([batch, seq_len, vocab])
+        } else {
+            linear(dropped.clone(), weight.transpose(), Some(self.bias.val()))
+        };
         (logits, dropped)
     }
 }

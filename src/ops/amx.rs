@@ -149,19 +149,51 @@ impl AmxWeight {
     ///
     /// If `w.len() != n * k` or either is zero.
     pub fn new<E: ToBf16>(w: &[E], n: usize, k: usize) -> Self {
-        assert!(n > 0 && k > 0, "amx: empty weight");
         assert_eq!(w.len(), n * k, "amx: weight size");
+        Self::strided(w, n, k, k, 1)
+    }
+
+    /// Packs `W [n, k]` with `W[r, c] = w[r * r_stride + c * c_stride]`: `strided(w, n, k, 1, n)`
+    /// packs the transpose of a row-major `[k, n]` matrix (what the backward products need).
+    ///
+    /// # Panics
+    ///
+    /// If either size is zero or `w` is too short for the strides.
+    pub fn strided<E: ToBf16>(
+        w: &[E],
+        n: usize,
+        k: usize,
+        r_stride: usize,
+        c_stride: usize,
+    ) -> Self {
+        assert!(n > 0 && k > 0, "amx: empty weight");
+        assert!(
+            w.len() > (n - 1) * r_stride + (k - 1) * c_stride,
+            "amx: weight too short for its strides"
+        );
         let n_blocks = n.div_ceil(2 * TILE) * 2;
         let k_blocks = k.div_ceil(TILE_K);
         let mut data = vec![0u16; n_blocks * k_blocks * TILE_ELEMS];
+        let slot = |r: usize, c: usize| {
+            (c / TILE_K) * TILE_ELEMS + (c % TILE_K / 2) * 2 * TILE + 2 * r + c % 2
+        };
         data.par_chunks_mut(k_blocks * TILE_ELEMS)
             .enumerate()
             .for_each(|(nb, dst)| {
-                for r in 0..TILE.min(n.saturating_sub(nb * TILE)) {
-                    let row = &w[(nb * TILE + r) * k..][..k];
-                    for (c, &x) in row.iter().enumerate() {
-                        let (kb, kk) = (c / TILE_K, c % TILE_K);
-                        dst[kb * TILE_ELEMS + (kk / 2) * 2 * TILE + 2 * r + kk % 2] = x.bf16_bits();
+                let rows = TILE.min(n.saturating_sub(nb * TILE));
+                let at = |r: usize, c: usize| w[(nb * TILE + r) * r_stride + c * c_stride];
+                // Read along whichever index is contiguous in `w`.
+                if c_stride <= r_stride {
+                    for r in 0..rows {
+                        for c in 0..k {
+                            dst[slot(r, c)] = at(r, c).bf16_bits();
+                        }
+                    }
+                } else {
+                    for c in 0..k {
+                        for r in 0..rows {
+                            dst[slot(r, c)] = at(r, c).bf16_bits();
+                        }
                     }
                 }
             });
@@ -189,7 +221,26 @@ impl AmxWeight {
     /// floats `v_rs` apart, and `dst` valid for reading and writing `m` rows of `n` floats
     /// `dst_rs` apart, not overlapping `v`.
     pub unsafe fn apply(&self, m: usize, v: *const f32, v_rs: usize, dst: *mut f32, dst_rs: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { self.apply_strided(m, (v, v_rs, 1), dst, dst_rs) }
+    }
+
+    /// [`apply`](Self::apply) with a strided left operand: `v = (ptr, v_rs, v_cs)` holds
+    /// `v[i, c]` at `ptr + i * v_rs + c * v_cs` (`v_rs = 1, v_cs = m` reads the transpose of a
+    /// row-major `[k, m]` matrix).
+    ///
+    /// # Safety
+    ///
+    /// As [`apply`](Self::apply), `v` valid for reading every element its strides address.
+    pub unsafe fn apply_strided(
+        &self,
+        m: usize,
+        v: (*const f32, usize, usize),
+        dst: *mut f32,
+        dst_rs: usize,
+    ) {
         debug_assert!(available());
+        let (v, v_rs, v_cs) = v;
         if m == 0 {
             return;
         }
@@ -200,9 +251,18 @@ impl AmxWeight {
         let v = Ptr(v as *mut f32);
         let fill = |(i, row): (usize, &mut [u16])| {
             // SAFETY: the caller's contract (row `i < m` of v).
-            let src = unsafe { core::slice::from_raw_parts(v.get().add(i * v_rs), self.k) };
-            for (d, &x) in row.iter_mut().zip(src) {
-                *d = x.bf16_bits();
+            let src = unsafe { v.get().add(i * v_rs) };
+            if v_cs == 1 {
+                // SAFETY: as above, a contiguous row.
+                let src = unsafe { core::slice::from_raw_parts(src, self.k) };
+                for (d, &x) in row.iter_mut().zip(src) {
+                    *d = x.bf16_bits();
+                }
+            } else {
+                for (c, d) in row[..self.k].iter_mut().enumerate() {
+                    // SAFETY: as above, element `c` of row `i`.
+                    *d = unsafe { *src.add(c * v_cs) }.bf16_bits();
+                }
             }
         };
         if m * self.k >= 1 << 16 {
@@ -428,6 +488,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Strided operands (the transposes the backward products read) give the product of the
+    /// transposed matrices.
+    #[test]
+    fn strided_operands_are_transposes() {
+        if !available() {
+            eprintln!("skipped: no AMX on this machine");
+            return;
+        }
+        let (m, n, k) = (37, 50, 70);
+        // wt is W^T [k, n], vt is v^T [k, m], both row-major.
+        let (wt, vt) = (values(k * n, 13), values(k * m, 17));
+        let w: Vec<f32> = (0..n * k).map(|i| wt[(i % k) * n + i / k]).collect();
+        let v: Vec<f32> = (0..m * k).map(|i| vt[(i % k) * m + i / k]).collect();
+        let (mut got, mut want) = (vec![0.5f32; m * n], vec![0.5f32; m * n]);
+        // SAFETY: sizes as documented; AMX available.
+        unsafe {
+            AmxWeight::strided(&wt, n, k, 1, n).apply_strided(
+                m,
+                (vt.as_ptr(), 1, m),
+                got.as_mut_ptr(),
+                n,
+            );
+            AmxWeight::new(&w, n, k).apply(m, v.as_ptr(), k, want.as_mut_ptr(), n);
+        }
+        assert_eq!(got, want);
     }
 
     /// bf16 weights pack to the same tiles as their `f32` values.

@@ -28,7 +28,8 @@ use burn::tensor::{DType, FloatDType, Tensor, TensorData, bf16, read_sync};
 
 use burn::tensor::quantization::{QuantMode, QuantScheme, QuantStore, QuantValue, QuantizedBytes};
 
-use super::amx::{self, AmxWeight};
+use super::autocast;
+use super::bf16_linear::{self, bf16_linear};
 use super::gemv_i8::I8Weight;
 use super::lstm_kernel::{self, LstmSaved, LstmShape, RecurrentWeight};
 
@@ -39,13 +40,16 @@ use super::lstm_kernel::{self, LstmSaved, LstmShape, RecurrentWeight};
     NdArray: cfg(feature = "ndarray")
 )]
 pub trait LstmBackend: Backend {
-    /// See [`lstm_recurrence`]; `reverse` runs time backwards.
+    /// See [`lstm_recurrence`]; `reverse` runs time backwards; `bf16_tiles` (an
+    /// [`autocast`] scope) runs a differentiated recurrence's products on AMX tiles in bf16
+    /// ([`lstm_kernel::forward`]).
     fn lstm_recurrence(
         xproj: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         reverse: bool,
+        bf16_tiles: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -57,6 +61,7 @@ impl LstmBackend for burn::backend::Flex {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         reverse: bool,
+        _bf16_tiles: bool,
     ) -> FloatTensor<Self> {
         // The kernel reads the weight where flex holds it (no copy of its 5-21 MB per call) when
         // it is contiguous, as the model's parameters are.
@@ -81,6 +86,7 @@ impl LstmBackend for burn::backend::NdArray {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         reverse: bool,
+        _bf16_tiles: bool,
     ) -> FloatTensor<Self> {
         run_inference::<Self>(xproj, w_hh, h0, c0, reverse)
     }
@@ -159,6 +165,7 @@ fn run_forward<B: Backend>(
     h0: FloatTensor<B>,
     c0: FloatTensor<B>,
     reverse: bool,
+    bf16_tiles: bool,
 ) -> (LstmSaved, LstmShape, B::Device) {
     let shape = lstm_shape::<B>(&xproj, &w_hh);
     let device = xproj.device();
@@ -169,6 +176,7 @@ fn run_forward<B: Backend>(
         to_f32::<B>(h0),
         to_f32::<B>(c0),
         reverse,
+        bf16_tiles,
     );
     (saved, shape, device)
 }
@@ -233,6 +241,7 @@ impl<B: Backend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         reverse: bool,
+        bf16_tiles: bool,
     ) -> FloatTensor<Self> {
         let nodes = [xproj.node(), w_hh.node(), h0.node(), c0.node()];
         let (xproj, w_hh) = (xproj.into_primitive(), w_hh.into_primitive());
@@ -243,7 +252,8 @@ impl<B: Backend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (saved, shape, device) = run_forward::<B>(xproj, w_hh, h0, c0, reverse);
+                let (saved, shape, device) =
+                    run_forward::<B>(xproj, w_hh, h0, c0, reverse, bf16_tiles);
                 let out = packed_output::<B>(saved.out.clone(), shape, &device);
                 prep.finish(Arc::new(saved), out)
             }
@@ -314,6 +324,7 @@ pub fn lstm_recurrence(
             h0.into_dispatch(),
             c0.into_dispatch(),
             reverse,
+            autocast::bf16_autocast_active(),
         ))
     } else {
         recurrence_tensor_ops(xproj, w_hh, h0, c0, reverse)
@@ -327,10 +338,12 @@ const AMX_PROJECTION_MIN_ROWS: usize = 512;
 
 /// The input projection of a whole sequence, `rows W_ih^T + bias`.
 ///
-/// With a bf16 recurrent weight (inference with
-/// [`bf16_recurrent_weights`](crate::nn::bf16_recurrent_weights)), no gradient wanted and a CPU
-/// with AMX, the product runs on AMX tiles in bf16, like the recurrence that follows ([`amx`]);
-/// otherwise it is burn's `linear` in the tensors' dtype.
+/// Inside a [`bf16_autocast`](autocast::bf16_autocast) scope (mixed-precision training) it is
+/// [`bf16_linear`]. Otherwise, with a bf16 recurrent weight (inference with
+/// [`bf16_recurrent_weights`](crate::nn::bf16_recurrent_weights)), from
+/// [`AMX_PROJECTION_MIN_ROWS`] rows, no gradient wanted and a CPU with AMX, the product runs on
+/// AMX tiles in bf16 too, like the recurrence that follows ([`amx`](super::amx)); otherwise it is
+/// burn's `linear` in the tensors' dtype.
 ///
 /// # Shapes
 ///
@@ -344,28 +357,22 @@ pub fn input_projection(
     bias: Tensor<1>,
     w_hh_dtype: DType,
 ) -> Tensor<2> {
+    if autocast::bf16_autocast_active() {
+        // Mixed-precision training (or inference in the scope): bf16 tiles where the device
+        // and CPU allow, at any size and with gradients.
+        return bf16_linear(rows, w_ih, bias);
+    }
     let on_tiles = w_hh_dtype == DType::BF16
         && rows.dims()[0] >= AMX_PROJECTION_MIN_ROWS
         && !rows.is_require_grad()
         && !w_ih.is_require_grad()
         && !bias.is_require_grad()
-        && has_fused_kernel(&rows.device())
-        && amx::available();
-    if !on_tiles {
-        return linear(rows, w_ih.transpose(), Some(bias));
+        && bf16_linear::runs_on_tiles(&rows.device());
+    if on_tiles {
+        bf16_linear(rows, w_ih, bias)
+    } else {
+        linear(rows, w_ih.transpose(), Some(bias))
     }
-    let ([n, d_in], [g4, _]) = (rows.dims(), w_ih.dims());
-    let device = rows.device();
-    let x = host_f32(rows);
-    let packed = AmxWeight::new(&host_f32(w_ih), g4, d_in);
-    let bias = host_f32(bias);
-    let mut out: Vec<f32> = Vec::with_capacity(n * g4);
-    for _ in 0..n {
-        out.extend_from_slice(&bias);
-    }
-    // SAFETY: `x` holds `n` rows of `d_in`, `out` `n` rows of `g4`; AMX is available.
-    unsafe { packed.apply(n, x.as_ptr(), d_in, out.as_mut_ptr(), g4) };
-    Tensor::from_data(TensorData::new(out, [n, g4]), &device)
 }
 
 /// A float tensor's values as `f32` on the host (a copy), whatever its device and dtype.
@@ -502,8 +509,7 @@ mod tests {
             let (w_ad, b_ad) = (Tensor::from_data(w.to_data(), &ad), bias.to_data());
             let tracked = input_projection(x_ad, w_ad, Tensor::from_data(b_ad, &ad), DType::BF16);
             assert_eq!(to_vec(tracked), want, "tracked: burn's product");
-            let tiles =
-                n >= AMX_PROJECTION_MIN_ROWS && amx::available() && has_fused_kernel(device);
+            let tiles = n >= AMX_PROJECTION_MIN_ROWS && bf16_linear::runs_on_tiles(device);
             if tiles {
                 // Exactly burn's product of the bf16-rounded operands, up to summation order;
                 // so not equal to the f32 product.

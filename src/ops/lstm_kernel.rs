@@ -69,6 +69,8 @@ pub struct LstmSaved {
     pub c0: Vec<f32>,
     /// Recurrent weight, `[4 * hidden, hidden]`.
     pub w_hh: Vec<f32>,
+    /// Whether the products ran on AMX tiles in bf16 (see [`forward`]); the backward's do too.
+    pub bf16_tiles: bool,
 }
 
 impl core::fmt::Debug for LstmSaved {
@@ -127,6 +129,13 @@ fn split_rows(shape: &LstmShape) -> bool {
 ///
 /// # Panics
 ///
+/// With `bf16_tiles` (mixed-precision training, only where [`amx::available`]) every product of
+/// the forward and the backward runs on AMX tiles: operands rounded to bf16, sums in `f32`, as
+/// PyTorch's `autocast` to bf16 does; the gate and cell arithmetic, the states and the saved
+/// activations stay `f32`.
+///
+/// # Panics
+///
 /// If a slice's length does not match `shape` (the burn wrapper checks shapes first).
 pub fn forward(
     shape: LstmShape,
@@ -135,12 +144,31 @@ pub fn forward(
     h0: Vec<f32>,
     c0: Vec<f32>,
     reverse: bool,
+    bf16_tiles: bool,
 ) -> LstmSaved {
     let split = split_rows(&shape);
-    forward_impl(shape, xproj, w_hh, h0, c0, reverse, split)
+    let bf16_tiles = bf16_tiles && amx::available();
+    forward_impl(
+        shape,
+        xproj,
+        w_hh,
+        h0,
+        c0,
+        reverse,
+        How { split, bf16_tiles },
+    )
 }
 
-/// [`forward`], with the element-wise work split across batch rows on the rayon pool or not.
+/// How [`forward_impl`] runs.
+#[derive(Clone, Copy)]
+struct How {
+    /// Split the element-wise work across batch rows on the rayon pool.
+    split: bool,
+    /// Products on AMX tiles in bf16 (AMX available).
+    bf16_tiles: bool,
+}
+
+/// [`forward`], run as `how` says.
 fn forward_impl(
     shape: LstmShape,
     xproj: Vec<f32>,
@@ -148,15 +176,24 @@ fn forward_impl(
     h0: Vec<f32>,
     c0: Vec<f32>,
     reverse: bool,
-    split: bool,
+    how: How,
 ) -> LstmSaved {
+    let How { split, bf16_tiles } = how;
     let (g4, h) = (shape.gates(), shape.hidden);
     assert_eq!(w_hh.len(), g4 * h, "w_hh size");
     // Packed once for all steps: gates += W_hh h.
-    let w = PackedMatrix::new(&w_hh, g4, h, h, 1);
-    // SAFETY: `recurrence` passes pointers valid for `batch` rows (its contract).
-    let product = |b, v, v_rs, dst, dst_rs| unsafe { w.apply(b, v, v_rs, dst, dst_rs, true) };
-    let (gates, cells, out) = recurrence(shape, xproj, &product, &h0, c0.clone(), reverse, split);
+    let (gates, cells, out) = if bf16_tiles {
+        let w = AmxWeight::new(&w_hh, g4, h);
+        // SAFETY: `recurrence` passes pointers valid for `batch` rows (its contract); the
+        // caller checked that AMX is available.
+        let product = |b, v, v_rs, dst, dst_rs| unsafe { w.apply(b, v, v_rs, dst, dst_rs) };
+        recurrence(shape, xproj, &product, &h0, c0.clone(), reverse, split)
+    } else {
+        let w = PackedMatrix::new(&w_hh, g4, h, h, 1);
+        // SAFETY: as above.
+        let product = |b, v, v_rs, dst, dst_rs| unsafe { w.apply(b, v, v_rs, dst, dst_rs, true) };
+        recurrence(shape, xproj, &product, &h0, c0.clone(), reverse, split)
+    };
     LstmSaved {
         shape,
         reverse,
@@ -166,6 +203,7 @@ fn forward_impl(
         h0,
         c0,
         w_hh,
+        bf16_tiles,
     }
 }
 
@@ -380,6 +418,7 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
         h0,
         c0,
         w_hh,
+        bf16_tiles,
     } = saved;
     let LstmShape {
         batch: b,
@@ -398,7 +437,8 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
         .copied()
         .collect();
     // Packed once for all steps: dh = W_hh^T d_gates.
-    let w_t = PackedMatrix::new(&w_hh, h, g4, 1, h);
+    let w_t = (!bf16_tiles).then(|| PackedMatrix::new(&w_hh, h, g4, 1, h));
+    let w_t_tiles = bf16_tiles.then(|| AmxWeight::strided(&w_hh, h, g4, 1, h));
     for step in (0..t_len).rev() {
         let t = shape.time(step, reverse);
         let prev = (step > 0).then(|| shape.time(step - 1, reverse));
@@ -432,17 +472,17 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
                 .for_each(row);
         }
         // dh_next [b, h] = d_gates[:, t, :] [b, 4h] x W_hh [4h, h]
-        // SAFETY: rows `0..b` of stride `t_len * g4` inside d_gates, `[b, h]` in dh_next.
-        unsafe {
-            w_t.apply(
-                b,
-                d_gates[t * g4..].as_ptr(),
-                t_len * g4,
-                dh_next.as_mut_ptr(),
-                h,
-                false,
-            )
-        };
+        // SAFETY: rows `0..b` of stride `t_len * g4` inside d_gates, `[b, h]` in dh_next; AMX
+        // tiles only when `forward` found them available.
+        let d_g = d_gates[t * g4..].as_ptr();
+        match (&w_t, &w_t_tiles) {
+            (Some(w), _) => unsafe { w.apply(b, d_g, t_len * g4, dh_next.as_mut_ptr(), h, false) },
+            (None, Some(w)) => {
+                dh_next.fill(0.0);
+                unsafe { w.apply(b, d_g, t_len * g4, dh_next.as_mut_ptr(), h) }
+            }
+            (None, None) => unreachable!("one of the two is packed"),
+        }
     }
     let grad_w = want_w_hh.then(|| {
         // h_prev for every (batch, time) row, then one product: d_w = d_gates^T x h_prev.
@@ -464,6 +504,15 @@ fn backward_impl(saved: LstmSaved, grad_out: &[f32], want_w_hh: bool, split: boo
             }
         }
         let mut d_w = vec![0.0f32; g4 * h];
+        if bf16_tiles {
+            // d_w [g4, h] += d_gates^T [g4, bt] x (h_prev^T [h, bt])^T, both read transposed.
+            let bt = b * t_len;
+            let hp = AmxWeight::strided(&h_prev, h, bt, 1, h);
+            // SAFETY: d_gates is `[bt, g4]`, so `(ptr, 1, g4)` addresses its transpose; AMX
+            // is available (checked by `forward`).
+            unsafe { hp.apply_strided(g4, (d_gates.as_ptr(), 1, g4), d_w.as_mut_ptr(), h) };
+            return d_w;
+        }
         // SAFETY: d_gates is `[b * t_len, g4]`, h_prev `[b * t_len, h]`, d_w `[g4, h]`.
         unsafe {
             gemm(
@@ -610,7 +659,10 @@ mod tests {
                     h0.clone(),
                     c0.clone(),
                     reverse,
-                    split,
+                    How {
+                        split,
+                        bf16_tiles: false,
+                    },
                 );
                 let out = s.out.clone();
                 let gr = backward_impl(s, &g, true, split);
@@ -647,7 +699,16 @@ mod tests {
                 for reverse in [false, true] {
                     let what = format!("b={batch} h={hidden} reverse={reverse}");
                     let want = |w: &Vec<f32>| {
-                        forward(shape, x.clone(), w.clone(), h0.clone(), c0.clone(), reverse).out
+                        forward(
+                            shape,
+                            x.clone(),
+                            w.clone(),
+                            h0.clone(),
+                            c0.clone(),
+                            reverse,
+                            false,
+                        )
+                        .out
                     };
                     let choices = [(false, false), (true, false), (false, true), (true, true)];
                     // Tiles only where the CPU has them (else the same as without).
@@ -702,6 +763,7 @@ mod tests {
                     h0.to_vec(),
                     c0.to_vec(),
                     reverse,
+                    false,
                 );
                 s.out
                     .iter()
@@ -709,7 +771,15 @@ mod tests {
                     .map(|(a, b)| (*a * *b) as f64)
                     .sum()
             };
-            let saved = forward(shape, x.clone(), w.clone(), h0.clone(), c0.clone(), reverse);
+            let saved = forward(
+                shape,
+                x.clone(),
+                w.clone(),
+                h0.clone(),
+                c0.clone(),
+                reverse,
+                false,
+            );
             let grads = backward(saved, &weights, true);
             let eps = 1e-2f32;
             let check = |what: &str, base: &[f32], got: &[f32], f: &dyn Fn(&[f32]) -> f64| {
@@ -733,6 +803,75 @@ mod tests {
             });
             check("h0", &h0, &grads.h0, &|p| loss(&x, &w, p, &c0));
             check("c0", &c0, &grads.c0, &|p| loss(&x, &w, &h0, p));
+        }
+    }
+
+    /// Mixed precision (products on AMX tiles in bf16): the forward equals the inference
+    /// forward on tiles with the bf16-rounded weight (the same products), and the forward and
+    /// every gradient stay within bf16's rounding of the `f32` kernel's.
+    #[test]
+    fn bf16_tiles_match_f32_within_rounding() {
+        if !amx::available() {
+            eprintln!("skipped: no AMX on this machine");
+            return;
+        }
+        for (batch, seq_len, hidden) in [(8, 5, 37), (33, 4, 64)] {
+            let shape = LstmShape {
+                batch,
+                seq_len,
+                hidden,
+            };
+            let g4 = 4 * hidden;
+            let scale = 1.0 / (hidden as f32).sqrt();
+            let x = vals(batch * seq_len * g4, 1);
+            let w: Vec<f32> = vals(g4 * hidden, 2).iter().map(|v| v * scale).collect();
+            let (h0, c0) = (vals(batch * hidden, 3), vals(batch * hidden, 4));
+            let g = vals(batch * (seq_len + 1) * hidden, 5);
+            for reverse in [false, true] {
+                let what = format!("b={batch} h={hidden} reverse={reverse}");
+                let run = |tiles: bool| {
+                    let (x, w, h0, c0) = (x.clone(), w.clone(), h0.clone(), c0.clone());
+                    let s = forward(shape, x, w, h0, c0, reverse, tiles);
+                    assert_eq!(s.bf16_tiles, tiles, "{what}");
+                    let out = s.out.clone();
+                    (out, backward(s, &g, true))
+                };
+                let ((out16, g16), (out32, g32)) = (run(true), run(false));
+                let w16: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+                let products = Products {
+                    streaming: false,
+                    tiles: true,
+                };
+                let (h, c) = (h0.clone(), c0.clone());
+                let inference = forward_inference_with(
+                    shape,
+                    x.clone(),
+                    RecurrentWeight::Bf16(&w16),
+                    h,
+                    c,
+                    reverse,
+                    products,
+                );
+                assert_eq!(out16, inference, "{what}: same products as inference");
+                crate::test_util::assert_close(&out16, &out32, 1e-2, &what);
+                assert!(out16 != out32, "{what}: the tiles round something");
+                let close = |a: &[f32], b: &[f32], part: &str| {
+                    let top = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let worst = a
+                        .iter()
+                        .zip(b)
+                        .fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+                    assert!(worst <= 2e-2 * top, "{what} {part}: {worst} vs max {top}");
+                };
+                close(&g16.xproj, &g32.xproj, "xproj");
+                close(
+                    g16.w_hh.as_ref().unwrap(),
+                    g32.w_hh.as_ref().unwrap(),
+                    "w_hh",
+                );
+                close(&g16.h0, &g32.h0, "h0");
+                close(&g16.c0, &g32.c0, "c0");
+            }
         }
     }
 }

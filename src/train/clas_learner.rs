@@ -260,6 +260,7 @@ impl ClassifierLearner {
         first_epoch: usize,
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let cfg = self.config.clone();
+        let _autocast = cfg.bf16.then(crate::ops::autocast::bf16_autocast);
         let n_iter = self.train_loader(0)?.len();
         if n_iter == 0 {
             return Err(TrainError::NoData(format!(

@@ -37,6 +37,11 @@ pub struct LearnerConfig {
     /// Write a checkpoint (weights, optimizer state, progress) here after every epoch; after a
     /// failure it holds the last good epoch.
     pub checkpoint_dir: Option<PathBuf>,
+    /// Mixed precision: run the LSTMs' and the decoder's products in bf16 on AMX tiles, in an
+    /// [`autocast`](crate::ops::autocast) scope around every fit (PyTorch's bf16 `autocast`,
+    /// the CPU counterpart of fastai's `to_fp16()`). Without AMX it changes nothing. Default off.
+    #[serde(default)]
+    pub bf16: bool,
 }
 
 impl Default for LearnerConfig {
@@ -53,6 +58,7 @@ impl Default for LearnerConfig {
             print_metrics: true,
             csv_log: None,
             checkpoint_dir: None,
+            bf16: false,
         }
     }
 }

@@ -213,6 +213,7 @@ impl LanguageModelLearner {
         first_epoch: usize,
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let cfg = self.config.learner.clone();
+        let _autocast = cfg.bf16.then(crate::ops::autocast::bf16_autocast);
         let n_iter = self.loader(&self.train, None)?.len();
         if n_iter == 0 {
             return Err(TrainError::NoData(format!(
