@@ -21,12 +21,16 @@ pub const NAMES: [&str; 6] = [
     "clas_infer_b1",
 ];
 
-/// Variants of the classifier workloads with bf16 LSTM recurrent weights (not in `all`).
-pub const BF16_NAMES: [&str; 4] = [
+/// Reduced-precision variants (not in `all`): the classifier workloads with bf16 or int8 LSTM
+/// recurrent weights, and the training workloads in mixed precision (bf16 products on AMX tiles
+/// in a `bf16_autocast` scope; on a CPU without AMX they are the `f32` workloads).
+pub const BF16_NAMES: [&str; 6] = [
     "clas_infer_b32_bf16",
     "clas_infer_b1_bf16",
     "clas_infer_b32_int8",
     "clas_infer_b1_int8",
+    "lstm_layer_train_bf16",
+    "awd_lm_train_bf16",
 ];
 
 /// Which LSTM runs the `lstm_layer_*` workloads.
@@ -109,6 +113,15 @@ fn awd_flop(tokens: usize, train: bool) -> f64 {
 
 /// Builds workload `name` on `device` (a plain device; training workloads add autodiff).
 pub fn build(name: &str, device: &Device, layer_impl: LayerImpl) -> Result<Workload, String> {
+    if let Some(base @ ("lstm_layer_train" | "awd_lm_train")) = name.strip_suffix("_bf16") {
+        let mut workload = build(base, device, layer_impl)?;
+        let mut step = workload.step;
+        workload.step = Box::new(move || {
+            let _scope = ulmfit::ops::autocast::bf16_autocast();
+            step()
+        });
+        return Ok(workload);
+    }
     match name {
         "lstm_layer_fwd" | "lstm_layer_train" => {
             let train = name == "lstm_layer_train";

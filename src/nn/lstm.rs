@@ -469,4 +469,34 @@ mod tests {
         #[cfg(feature = "flex")]
         assert!(has_fused_kernel(&Device::flex().autodiff()));
     }
+
+    /// In a `bf16_autocast` scope (mixed precision) the layer's outputs and every gradient stay
+    /// within bf16's rounding of the `f32` layer's (2e-2 of the largest), and differ from them
+    /// where the CPU has AMX (else they are the `f32` results exactly).
+    #[test]
+    fn autocast_stays_within_bf16_rounding() {
+        use crate::ops::autocast::bf16_autocast;
+        use crate::ops::bf16_linear::runs_on_tiles;
+        let ad = test_device().autodiff();
+        let (b, t, d_in, hid) = (9, 6, 40, 48);
+        let layer = LstmLayerConfig::new(d_in, hid).init(&ad);
+        let x = Tensor::<3>::random([b, t, d_in], Distribution::Uniform(-1.0, 1.0), &ad);
+        let state = Some(LstmState {
+            h: Tensor::random([1, b, hid], Distribution::Uniform(-0.5, 0.5), &ad),
+            c: Tensor::random([1, b, hid], Distribution::Uniform(-1.0, 1.0), &ad),
+        });
+        let exact = outputs_and_grads(&layer, &x, state.as_ref(), LstmPath::Fused);
+        let mixed = {
+            let _scope = bf16_autocast();
+            outputs_and_grads(&layer, &x, state.as_ref(), LstmPath::Fused)
+        };
+        for ((name, got), (_, want)) in mixed.iter().zip(&exact) {
+            assert_rel(got, want, 2e-2, name);
+            if runs_on_tiles(&ad) {
+                assert!(got != want, "{name}: the tiles round something");
+            } else {
+                assert_eq!(got, want, "{name}: no tiles, no change");
+            }
+        }
+    }
 }

@@ -103,10 +103,30 @@ pub trait ToBf16: Copy + Send + Sync {
 }
 
 impl ToBf16 for f32 {
+    #[inline(always)]
     fn bf16_bits(self) -> u16 {
-        bf16::from_f32(self).to_bits()
+        round_bf16(self)
     }
 }
+
+/// The nearest bf16 to `x` (ties to even; NaN stays a quiet NaN), as `half`'s `bf16::from_f32`
+/// computes it but without branches, so that loops over it vectorise.
+#[inline(always)]
+fn round_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
+    let nan = ((b >> 16) as u16) | 0x40;
+    if x.is_nan() { nan } else { rounded }
+}
+
+/// `dst[i] = bf16(src[i])`.
+fn round_row_impl(src: &[f32], dst: &mut [u16]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = round_bf16(x);
+    }
+}
+
+super::simd::multiversion!(round_row, round_row_impl, (src: &[f32], dst: &mut [u16]));
 
 impl ToBf16 for bf16 {
     fn bf16_bits(self) -> u16 {
@@ -177,22 +197,36 @@ impl AmxWeight {
         let slot = |r: usize, c: usize| {
             (c / TILE_K) * TILE_ELEMS + (c % TILE_K / 2) * 2 * TILE + 2 * r + c % 2
         };
-        data.par_chunks_mut(k_blocks * TILE_ELEMS)
+        // Groups of blocks of 16 rows, two per thread: reading a transposed `w` (`c_stride`
+        // large) then takes, for each column, the group's contiguous stretch of rows instead of
+        // one cache line per block, which the prefetcher follows.
+        let block_len = k_blocks * TILE_ELEMS;
+        let threads = rayon::current_num_threads().max(1);
+        let group = n_blocks.div_ceil(2 * threads).max(1);
+        data.par_chunks_mut(group * block_len)
             .enumerate()
-            .for_each(|(nb, dst)| {
-                let rows = TILE.min(n.saturating_sub(nb * TILE));
-                let at = |r: usize, c: usize| w[(nb * TILE + r) * r_stride + c * c_stride];
+            .for_each(|(g, dst)| {
+                let nb0 = g * group;
+                let blocks = dst.len() / block_len;
+                let rows = |b: usize| TILE.min(n.saturating_sub((nb0 + b) * TILE));
+                let at = |b: usize, r: usize, c: usize| {
+                    w[((nb0 + b) * TILE + r) * r_stride + c * c_stride].bf16_bits()
+                };
                 // Read along whichever index is contiguous in `w`.
                 if c_stride <= r_stride {
-                    for r in 0..rows {
-                        for c in 0..k {
-                            dst[slot(r, c)] = at(r, c).bf16_bits();
+                    for b in 0..blocks {
+                        for r in 0..rows(b) {
+                            for c in 0..k {
+                                dst[b * block_len + slot(r, c)] = at(b, r, c);
+                            }
                         }
                     }
                 } else {
                     for c in 0..k {
-                        for r in 0..rows {
-                            dst[slot(r, c)] = at(r, c).bf16_bits();
+                        for b in 0..blocks {
+                            for r in 0..rows(b) {
+                                dst[b * block_len + slot(r, c)] = at(b, r, c);
+                            }
                         }
                     }
                 }
@@ -249,26 +283,41 @@ impl AmxWeight {
         // The left operand in bf16, `kp` values a row, zero-padded to whole tiles.
         let mut a = vec![0u16; mp * kp];
         let v = Ptr(v as *mut f32);
-        let fill = |(i, row): (usize, &mut [u16])| {
-            // SAFETY: the caller's contract (row `i < m` of v).
-            let src = unsafe { v.get().add(i * v_rs) };
-            if v_cs == 1 {
-                // SAFETY: as above, a contiguous row.
-                let src = unsafe { core::slice::from_raw_parts(src, self.k) };
-                for (d, &x) in row.iter_mut().zip(src) {
-                    *d = x.bf16_bits();
-                }
+        let k = self.k;
+        if v_cs == 1 {
+            // Contiguous rows: one vectorised conversion per row.
+            let fill = |(i, row): (usize, &mut [u16])| {
+                // SAFETY: the caller's contract (row `i < m` of v).
+                let src = unsafe { core::slice::from_raw_parts(v.get().add(i * v_rs), k) };
+                round_row(src, &mut row[..k]);
+            };
+            if m * k >= 1 << 16 {
+                a.par_chunks_mut(kp).take(m).enumerate().for_each(fill);
             } else {
-                for (c, d) in row[..self.k].iter_mut().enumerate() {
-                    // SAFETY: as above, element `c` of row `i`.
-                    *d = unsafe { *src.add(c * v_cs) }.bf16_bits();
-                }
+                a.chunks_mut(kp).take(m).enumerate().for_each(fill);
             }
-        };
-        if m * self.k >= 1 << 16 {
-            a.par_chunks_mut(kp).take(m).enumerate().for_each(fill);
         } else {
-            a.chunks_mut(kp).take(m).enumerate().for_each(fill);
+            // A transposed operand: two stretches of rows per thread, read along the rows
+            // (contiguous when `v_rs` is 1) for each column.
+            let threads = rayon::current_num_threads().max(1);
+            let per = m.div_ceil(2 * threads).next_multiple_of(TILE);
+            let fill = |(blk, rows): (usize, &mut [u16])| {
+                let i0 = blk * per;
+                let n_rows = (rows.len() / kp).min(m - i0);
+                for c in 0..k {
+                    for r in 0..n_rows {
+                        // SAFETY: the caller's contract (element `c` of row `i0 + r < m`).
+                        let x = unsafe { *v.get().add((i0 + r) * v_rs + c * v_cs) };
+                        rows[r * kp + c] = round_bf16(x);
+                    }
+                }
+            };
+            let whole = &mut a[..m.next_multiple_of(TILE) * kp];
+            if m * k >= 1 << 16 {
+                whole.par_chunks_mut(per * kp).enumerate().for_each(fill);
+            } else {
+                whole.chunks_mut(per * kp).enumerate().for_each(fill);
+            }
         }
         let pairs = self.n_blocks / 2;
         let threads = rayon::current_num_threads().max(1);
@@ -515,6 +564,43 @@ mod tests {
             AmxWeight::new(&w, n, k).apply(m, v.as_ptr(), k, want.as_mut_ptr(), n);
         }
         assert_eq!(got, want);
+    }
+
+    /// The branch-free rounding is `half`'s, on ties, carries into the exponent, infinities,
+    /// NaNs, subnormals and ordinary values.
+    #[test]
+    fn rounding_matches_half() {
+        let mut xs: Vec<f32> = values(10_000, 19).iter().map(|v| v * 1e3).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ]);
+        xs.extend([1e-40, -1e-40, f32::MIN_POSITIVE, 3.0e38]);
+        // Exact ties (low half 0x8000) with even and odd kept bits, and just above/below.
+        for b in [
+            0x3f80_8000u32,
+            0x3f81_8000,
+            0x3f80_8001,
+            0x3f80_7fff,
+            0x7f7f_ffff,
+        ] {
+            xs.push(f32::from_bits(b));
+        }
+        let mut got = vec![0u16; xs.len()];
+        round_row(&xs, &mut got);
+        for (x, g) in xs.iter().zip(got) {
+            let want = bf16::from_f32(*x);
+            if x.is_nan() {
+                assert!(bf16::from_bits(g).is_nan(), "NaN stays NaN");
+            } else {
+                assert_eq!(g, want.to_bits(), "{x:e}");
+            }
+        }
     }
 
     /// bf16 weights pack to the same tiles as their `f32` values.
