@@ -55,6 +55,8 @@ pub struct RecipeConfig {
     pub progress: bool,
     /// Print a metrics line per epoch (to standard output).
     pub print_metrics: bool,
+    /// Mixed-precision training (bf16 products on AMX tiles, see [`LearnerConfig::bf16`]).
+    pub bf16: bool,
 }
 
 impl Default for RecipeConfig {
@@ -75,6 +77,7 @@ impl Default for RecipeConfig {
             max_train: None,
             progress: true,
             print_metrics: true,
+            bf16: false,
         }
     }
 }
@@ -196,6 +199,7 @@ fn fit(
         seed: config.seed,
         progress: config.progress,
         print_metrics: config.print_metrics,
+        bf16: config.bf16,
         ..LearnerConfig::default()
     };
     let mut learn = ClassifierLearner::new(model, train, test, learner_config)?;

@@ -110,6 +110,11 @@ struct TrainArgs {
     /// Train a backward model (reversed texts).
     #[arg(long)]
     backwards: bool,
+    /// Mixed-precision training: the LSTMs' products in bf16 on Intel AMX tiles (Xeon Sapphire
+    /// Rapids and later; about 1.7x faster on TREC-6, sums, weights and optimizer f32). No
+    /// effect on other CPUs.
+    #[arg(long)]
+    bf16: bool,
     /// Device: cpu, ndarray, flex, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -408,6 +413,7 @@ fn train(args: TrainArgs) -> Result<(), Failure> {
         bs: args.bs,
         seed: args.seed,
         backwards: args.backwards,
+        bf16: args.bf16,
         // Standard output carries only the JSON line (with the per-epoch history).
         print_metrics: false,
         ..base

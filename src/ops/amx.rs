@@ -297,18 +297,33 @@ impl AmxWeight {
                 a.chunks_mut(kp).take(m).enumerate().for_each(fill);
             }
         } else {
-            // A transposed operand: two stretches of rows per thread, read along the rows
-            // (contiguous when `v_rs` is 1) for each column.
+            // A transposed operand: two stretches of rows per thread, transposed in blocks of
+            // 16 rows by 32 columns through a buffer in L1, so the reads run along `v`'s
+            // contiguous rows (when `v_rs` is 1) and each row of `a` is written 64 bytes at a
+            // time.
             let threads = rayon::current_num_threads().max(1);
             let per = m.div_ceil(2 * threads).next_multiple_of(TILE);
             let fill = |(blk, rows): (usize, &mut [u16])| {
                 let i0 = blk * per;
                 let n_rows = (rows.len() / kp).min(m - i0);
-                for c in 0..k {
-                    for r in 0..n_rows {
-                        // SAFETY: the caller's contract (element `c` of row `i0 + r < m`).
-                        let x = unsafe { *v.get().add((i0 + r) * v_rs + c * v_cs) };
-                        rows[r * kp + c] = round_bf16(x);
+                let mut buf = [0u16; TILE * TILE_K];
+                for c0 in (0..k).step_by(TILE_K) {
+                    let cn = TILE_K.min(k - c0);
+                    for r0 in (0..n_rows).step_by(TILE) {
+                        let rn = TILE.min(n_rows - r0);
+                        for c in 0..cn {
+                            for r in 0..rn {
+                                let (i, col) = (i0 + r0 + r, c0 + c);
+                                // SAFETY: the caller's contract (element `col < k` of row
+                                // `i < m`).
+                                let x = unsafe { *v.get().add(i * v_rs + col * v_cs) };
+                                buf[r * TILE_K + c] = round_bf16(x);
+                            }
+                        }
+                        for r in 0..rn {
+                            let dst = &mut rows[(r0 + r) * kp + c0..][..cn];
+                            dst.copy_from_slice(&buf[r * TILE_K..][..cn]);
+                        }
                     }
                 }
             };
