@@ -31,6 +31,10 @@
 //! 2.5x the `f32` speed; the README reports the accuracy). Without AMX (AMD, older Intel, other
 //! systems), larger batches widen the weight back to `f32` once per layer (no gain).
 
+//! For training in bf16 (mixed precision: products on AMX tiles, parameters and sums in `f32`)
+//! see [`autocast`](crate::ops::autocast) instead: the functions here round the weights
+//! themselves, for inference.
+//!
 //! # Backends
 //!
 //! On a device that stores bf16 tensors (flex, CUDA) the weight becomes a bf16 tensor; the
