@@ -13,10 +13,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::module::linear;
-use burn::tensor::{Tensor, TensorData, read_sync};
+use burn::tensor::{Tensor, TensorData};
 
 use super::amx::{self, AmxWeight};
-use super::fused_lstm::has_fused_kernel;
+use super::fused_lstm::{has_fused_kernel, to_f32};
 
 /// Backend extension: `x W^T + b` with bf16 products on AMX tiles.
 #[backend_extension(
@@ -53,13 +53,6 @@ impl Bf16LinearBackend for burn::backend::NdArray {
     ) -> FloatTensor<Self> {
         untracked::<Self>(x, weight, bias)
     }
-}
-
-/// A tensor's values as `f32` (a copy for the CPU backends).
-fn to_f32<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
-    let data = read_sync(B::float_into_data(t)).expect("reading a CPU tensor cannot fail");
-    data.try_into_vec_as::<f32>()
-        .expect("a float tensor converts to f32")
 }
 
 fn from_f32<B: Backend>(v: Vec<f32>, shape: [usize; 2], device: &B::Device) -> FloatTensor<B> {

@@ -104,7 +104,7 @@ fn lstm_shape<B: Backend>(xproj: &FloatTensor<B>, w_hh: &FloatTensor<B>) -> Lstm
 }
 
 /// A tensor's values as `f32` (a copy for the CPU backends).
-fn to_f32<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
+pub(super) fn to_f32<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
     let data = read_sync(B::float_into_data(t)).expect("reading a CPU tensor cannot fail");
     data.try_into_vec_as::<f32>()
         .expect("a float tensor converts to f32")

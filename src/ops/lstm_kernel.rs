@@ -639,6 +639,19 @@ mod tests {
         assert!((tanh(-100.0) + 1.0).abs() < 1e-7 && (tanh(100.0) - 1.0).abs() < 1e-7);
     }
 
+    /// [`forward`] in `f32` on copies of the slices.
+    fn forward_f32(
+        shape: LstmShape,
+        x: &[f32],
+        w: &[f32],
+        h0: &[f32],
+        c0: &[f32],
+        reverse: bool,
+    ) -> LstmSaved {
+        let (x, w, h0, c0) = (x.to_vec(), w.to_vec(), h0.to_vec(), c0.to_vec());
+        forward(shape, x, w, h0, c0, reverse, false)
+    }
+
     /// Splitting the element-wise work across threads changes nothing.
     #[test]
     fn split_rows_gives_identical_results() {
@@ -698,18 +711,7 @@ mod tests {
             for h0 in [vec![0.0; batch * hidden], vals(batch * hidden, 3)] {
                 for reverse in [false, true] {
                     let what = format!("b={batch} h={hidden} reverse={reverse}");
-                    let want = |w: &Vec<f32>| {
-                        forward(
-                            shape,
-                            x.clone(),
-                            w.clone(),
-                            h0.clone(),
-                            c0.clone(),
-                            reverse,
-                            false,
-                        )
-                        .out
-                    };
+                    let want = |w: &Vec<f32>| forward_f32(shape, &x, w, &h0, &c0, reverse).out;
                     let choices = [(false, false), (true, false), (false, true), (true, true)];
                     // Tiles only where the CPU has them (else the same as without).
                     for (streaming, tiles) in choices.into_iter().filter(|c| !c.1 || amx_here) {
@@ -756,30 +758,14 @@ mod tests {
         let weights = vals(2 * 4 * 3, 5);
         for reverse in [false, true] {
             let loss = |x: &[f32], w: &[f32], h0: &[f32], c0: &[f32]| -> f64 {
-                let s = forward(
-                    shape,
-                    x.to_vec(),
-                    w.to_vec(),
-                    h0.to_vec(),
-                    c0.to_vec(),
-                    reverse,
-                    false,
-                );
+                let s = forward_f32(shape, x, w, h0, c0, reverse);
                 s.out
                     .iter()
                     .zip(&weights)
                     .map(|(a, b)| (*a * *b) as f64)
                     .sum()
             };
-            let saved = forward(
-                shape,
-                x.clone(),
-                w.clone(),
-                h0.clone(),
-                c0.clone(),
-                reverse,
-                false,
-            );
+            let saved = forward_f32(shape, &x, &w, &h0, &c0, reverse);
             let grads = backward(saved, &weights, true);
             let eps = 1e-2f32;
             let check = |what: &str, base: &[f32], got: &[f32], f: &dyn Fn(&[f32]) -> f64| {
