@@ -36,6 +36,7 @@ use burn::tensor::bf16;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
+use super::bf16_pack;
 use super::gemv::Ptr;
 
 /// Rows of a tile (the product's `m` and `n` per tile).
@@ -100,12 +101,22 @@ fn enable() -> bool {
 pub trait ToBf16: Copy + Send + Sync {
     /// The nearest bf16 (exact for a bf16).
     fn bf16_bits(self) -> u16;
+
+    /// `w` as `f32` values, when it is (the vectorised packing reads those).
+    fn as_f32(w: &[Self]) -> Option<&[f32]> {
+        let _ = w;
+        None
+    }
 }
 
 impl ToBf16 for f32 {
     #[inline(always)]
     fn bf16_bits(self) -> u16 {
         round_bf16(self)
+    }
+
+    fn as_f32(w: &[Self]) -> Option<&[f32]> {
+        Some(w)
     }
 }
 
@@ -201,6 +212,9 @@ impl AmxWeight {
         // large) then takes, for each column, the group's contiguous stretch of rows instead of
         // one cache line per block, which the prefetcher follows.
         let block_len = k_blocks * TILE_ELEMS;
+        let vector_pack = bf16_pack::available()
+            && bf16_pack::gather_fits(r_stride)
+            && bf16_pack::gather_fits(c_stride);
         let threads = rayon::current_num_threads().max(1);
         let group = n_blocks.div_ceil(2 * threads).max(1);
         data.par_chunks_mut(group * block_len)
@@ -208,6 +222,20 @@ impl AmxWeight {
             .for_each(|(g, dst)| {
                 let nb0 = g * group;
                 let blocks = dst.len() / block_len;
+                if let Some(wf) = E::as_f32(w).filter(|_| vector_pack) {
+                    // SAFETY: checked above (CPU, strides, `w` long enough for rows `< n`).
+                    unsafe {
+                        bf16_pack::pack_blocks(
+                            wf.as_ptr(),
+                            (n, k),
+                            (r_stride, c_stride),
+                            nb0 * TILE,
+                            blocks,
+                            dst,
+                        )
+                    };
+                    return;
+                }
                 let rows = |b: usize| TILE.min(n.saturating_sub((nb0 + b) * TILE));
                 let at = |b: usize, r: usize, c: usize| {
                     w[((nb0 + b) * TILE + r) * r_stride + c * c_stride].bf16_bits()
@@ -303,9 +331,23 @@ impl AmxWeight {
             // time.
             let threads = rayon::current_num_threads().max(1);
             let per = m.div_ceil(2 * threads).next_multiple_of(TILE);
+            let vector = bf16_pack::available() && bf16_pack::gather_fits(v_cs);
             let fill = |(blk, rows): (usize, &mut [u16])| {
                 let i0 = blk * per;
                 let n_rows = (rows.len() / kp).min(m - i0);
+                if vector {
+                    // SAFETY: checked above; rows `i0..i0 + n_rows < m` of v (the caller's
+                    // contract).
+                    unsafe {
+                        bf16_pack::round_rows_strided(
+                            v.get(),
+                            (v_rs, v_cs),
+                            (i0, n_rows, k, kp),
+                            rows,
+                        )
+                    };
+                    return;
+                }
                 let mut buf = [0u16; TILE * TILE_K];
                 for c0 in (0..k).step_by(TILE_K) {
                     let cn = TILE_K.min(k - c0);

@@ -37,23 +37,29 @@ pub fn bernoulli_mask(n: usize, keep: f64, seed: u64) -> Vec<f32> {
     let mut out = vec![0f32; n];
     out.par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(c, chunk)| {
-            let base = (c * CHUNK) as u64;
-            // Two 24-bit draws per 64-bit hash.
-            for (j, pair) in chunk.chunks_mut(2).enumerate() {
-                let r = mix(
-                    key.wrapping_add((base / 2 + j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-                );
-                let lo = r & 0xFF_FFFF;
-                let hi = (r >> 40) & 0xFF_FFFF;
-                pair[0] = if lo < threshold { scale } else { 0.0 };
-                if let Some(second) = pair.get_mut(1) {
-                    *second = if hi < threshold { scale } else { 0.0 };
-                }
-            }
-        });
+        .for_each(|(c, chunk)| fill(key, (c * CHUNK / 2) as u64, (threshold, scale), chunk));
     out
 }
+
+/// Mask elements `2 j0..` into `chunk`: the pair `2 j, 2 j + 1` takes the low and high 24 bits
+/// of one 64-bit hash of `j`. Written so that the loop vectorises.
+fn fill_impl(key: u64, j0: u64, (threshold, scale): (u64, f32), chunk: &mut [f32]) {
+    let pick = |u: u64| if u < threshold { scale } else { 0.0 };
+    let hash = |j: u64| mix(key.wrapping_add((j0 + j).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    let mut pairs = chunk.chunks_exact_mut(2);
+    let mut j = 0u64;
+    for pair in &mut pairs {
+        let r = hash(j);
+        pair[0] = pick(r & 0xFF_FFFF);
+        pair[1] = pick((r >> 40) & 0xFF_FFFF);
+        j += 1;
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = pick(hash(j) & 0xFF_FFFF);
+    }
+}
+
+super::simd::multiversion!(fill, fill_impl, (key: u64, j0: u64, t: (u64, f32), chunk: &mut [f32]));
 
 #[cfg(test)]
 mod tests {
@@ -85,6 +91,30 @@ mod tests {
         assert_ne!(a, bernoulli_mask(200_001, 0.5, 43));
         // Element i depends on (seed, i) only: a shorter mask is a prefix of a longer one.
         assert_eq!(&a[..70_000], &bernoulli_mask(70_000, 0.5, 42)[..]);
+    }
+
+    /// Element `i` is the documented draw: bits `0..24` (even `i`) or `40..64` (odd `i`) of
+    /// `mix(key + (i / 2) * golden)`, across chunk borders and an odd length.
+    #[test]
+    fn elements_are_the_documented_draws() {
+        let (n, keep, seed) = (3 * CHUNK + 7, 0.7, 11);
+        let m = bernoulli_mask(n, keep, seed);
+        let key = mix(seed ^ 0x9E37_79B9_7F4A_7C15);
+        let threshold = (keep * (1u64 << 24) as f64).round() as u64;
+        for (i, &got) in m.iter().enumerate() {
+            let r = mix(key.wrapping_add((i as u64 / 2).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            let u = if i % 2 == 0 {
+                r & 0xFF_FFFF
+            } else {
+                (r >> 40) & 0xFF_FFFF
+            };
+            let want = if u < threshold {
+                (1.0 / keep) as f32
+            } else {
+                0.0
+            };
+            assert_eq!(got, want, "element {i}");
+        }
     }
 
     #[test]

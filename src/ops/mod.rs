@@ -15,6 +15,7 @@
 pub mod amx;
 pub mod autocast;
 pub mod bf16_linear;
+mod bf16_pack;
 pub mod cross_entropy;
 pub mod fused_lstm;
 pub mod gemv;
