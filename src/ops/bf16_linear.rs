@@ -16,7 +16,7 @@ use burn::tensor::module::linear;
 use burn::tensor::{Tensor, TensorData};
 
 use super::amx::{self, AmxWeight};
-use super::fused_lstm::{has_fused_kernel, to_f32};
+use super::fused_lstm::{has_fused_kernel, with_f32};
 
 /// Backend extension: `x W^T + b` with bf16 products on AMX tiles.
 #[backend_extension(
@@ -87,28 +87,35 @@ pub fn forward_host(x: &[f32], n: usize, w: &[f32], d_out: usize, bias: &[f32]) 
     out
 }
 
+/// [`forward_host`] on the tensors' values, borrowed where the backend allows.
+fn forward_tensors<B: Backend>(
+    x: &FloatTensor<B>,
+    weight: &FloatTensor<B>,
+    bias: &FloatTensor<B>,
+) -> FloatTensor<B> {
+    let (n, _, d_out) = sizes::<B>(x, weight);
+    let out = with_f32::<B, _>(x, |x| {
+        with_f32::<B, _>(weight, |w| {
+            with_f32::<B, _>(bias, |b| forward_host(x, n, w, d_out, b))
+        })
+    });
+    from_f32::<B>(out, [n, d_out], &x.device())
+}
+
 fn untracked<B: Backend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     bias: FloatTensor<B>,
 ) -> FloatTensor<B> {
-    let (n, _, d_out) = sizes::<B>(&x, &weight);
-    let device = x.device();
-    let out = forward_host(
-        &to_f32::<B>(x),
-        n,
-        &to_f32::<B>(weight),
-        d_out,
-        &to_f32::<B>(bias),
-    );
-    from_f32::<B>(out, [n, d_out], &device)
+    forward_tensors::<B>(&x, &weight, &bias)
 }
 
-/// What the forward keeps: the input and the weight in `f32`, and the sizes.
+/// What the forward keeps: the input and the weight (the tensors themselves: a CPU backend's
+/// tensor shares its buffer, so nothing is copied), and the sizes.
 #[derive(Debug)]
-struct Saved {
-    x: Vec<f32>,
-    w: Vec<f32>,
+struct Saved<B: Backend> {
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
     n: usize,
     d_in: usize,
     d_out: usize,
@@ -118,12 +125,11 @@ struct Saved {
 struct Bf16LinearBackward;
 
 impl<B: Backend> Backward<B, 3> for Bf16LinearBackward {
-    type State = Arc<Saved>;
+    type State = Arc<Saved<B>>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         let device = grad.device();
-        let dy = to_f32::<B>(grad);
         let [p_x, p_w, p_b] = ops.parents;
         let Saved {
             x,
@@ -133,32 +139,35 @@ impl<B: Backend> Backward<B, 3> for Bf16LinearBackward {
             d_out,
         } = &*ops.state;
         let (n, d_in, d_out) = (*n, *d_in, *d_out);
-        if let Some(node) = p_x {
-            // dx [n, d_in] = dy [n, d_out] W [d_out, d_in]: W read as (W^T)^T.
-            let mut dx = vec![0.0f32; n * d_in];
-            let w_t = AmxWeight::strided(w, d_in, d_out, 1, d_in);
-            // SAFETY: dy holds n rows of d_out, dx n rows of d_in; AMX was available forward.
-            unsafe { w_t.apply(n, dy.as_ptr(), d_out, dx.as_mut_ptr(), d_in) };
-            grads.register::<B>(node.id, from_f32::<B>(dx, [n, d_in], &device));
-        }
-        if let Some(node) = p_w {
-            // dW [d_out, d_in] = dy^T [d_out, n] x [n, d_in], both read transposed.
-            let mut dw = vec![0.0f32; d_out * d_in];
-            let x_t = AmxWeight::strided(x, d_in, n, 1, d_in);
-            // SAFETY: dy is `[n, d_out]`, so `(ptr, 1, d_out)` addresses its transpose.
-            unsafe { x_t.apply_strided(d_out, (dy.as_ptr(), 1, d_out), dw.as_mut_ptr(), d_in) };
-            grads.register::<B>(node.id, from_f32::<B>(dw, [d_out, d_in], &device));
-        }
-        if let Some(node) = p_b {
-            let mut db = vec![0.0f32; d_out];
-            for row in dy.chunks(d_out) {
-                for (d, g) in db.iter_mut().zip(row) {
-                    *d += g;
-                }
+        with_f32::<B, _>(&grad, |dy| {
+            if let Some(node) = p_x {
+                // dx [n, d_in] = dy [n, d_out] W [d_out, d_in]: W read as (W^T)^T.
+                let mut dx = vec![0.0f32; n * d_in];
+                let w_t = with_f32::<B, _>(w, |w| AmxWeight::strided(w, d_in, d_out, 1, d_in));
+                // SAFETY: dy holds n rows of d_out, dx n rows of d_in; AMX was available
+                // forward.
+                unsafe { w_t.apply(n, dy.as_ptr(), d_out, dx.as_mut_ptr(), d_in) };
+                grads.register::<B>(node.id, from_f32::<B>(dx, [n, d_in], &device));
             }
-            let db = B::float_from_data(TensorData::new(db, [d_out]), &device);
-            grads.register::<B>(node.id, db);
-        }
+            if let Some(node) = p_w {
+                // dW [d_out, d_in] = dy^T [d_out, n] x [n, d_in], both read transposed.
+                let mut dw = vec![0.0f32; d_out * d_in];
+                let x_t = with_f32::<B, _>(x, |x| AmxWeight::strided(x, d_in, n, 1, d_in));
+                // SAFETY: dy is `[n, d_out]`, so `(ptr, 1, d_out)` addresses its transpose.
+                unsafe { x_t.apply_strided(d_out, (dy.as_ptr(), 1, d_out), dw.as_mut_ptr(), d_in) };
+                grads.register::<B>(node.id, from_f32::<B>(dw, [d_out, d_in], &device));
+            }
+            if let Some(node) = p_b {
+                let mut db = vec![0.0f32; d_out];
+                for row in dy.chunks(d_out) {
+                    for (d, g) in db.iter_mut().zip(row) {
+                        *d += g;
+                    }
+                }
+                let db = B::float_from_data(TensorData::new(db, [d_out]), &device);
+                grads.register::<B>(node.id, db);
+            }
+        });
     }
 }
 
@@ -181,13 +190,10 @@ impl<B: Backend, C: CheckpointStrategy> Bf16LinearBackend for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (n, d_in, d_out) = sizes::<B>(&x, &weight);
-                let device = x.device();
-                let (x, w) = (to_f32::<B>(x), to_f32::<B>(weight));
-                let out = forward_host(&x, n, &w, d_out, &to_f32::<B>(bias));
-                let out = from_f32::<B>(out, [n, d_out], &device);
+                let out = forward_tensors::<B>(&x, &weight, &bias);
                 let saved = Saved {
                     x,
-                    w,
+                    w: weight,
                     n,
                     d_in,
                     d_out,

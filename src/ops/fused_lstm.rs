@@ -110,6 +110,23 @@ pub(super) fn to_f32<B: Backend>(t: FloatTensor<B>) -> Vec<f32> {
         .expect("a float tensor converts to f32")
 }
 
+/// Runs `f` on a tensor's values as `f32`: borrowed in place for a contiguous `f32` tensor of
+/// the flex backend (no copy; weights are shared with their parameter, so moving their data out
+/// would copy them), else through [`to_f32`] of a clone.
+pub(super) fn with_f32<B: Backend, R>(t: &FloatTensor<B>, f: impl FnOnce(&[f32]) -> R) -> R {
+    #[cfg(feature = "flex")]
+    {
+        let any: &dyn std::any::Any = t;
+        if let Some(values) = any
+            .downcast_ref::<burn::backend::flex::FlexTensor>()
+            .and_then(|ft| ft.as_slice::<f32>())
+        {
+            return f(values);
+        }
+    }
+    f(&to_f32::<B>(t.clone()))
+}
+
 fn from_f32<B: Backend>(v: Vec<f32>, shape: Vec<usize>, device: &B::Device) -> FloatTensor<B> {
     B::float_from_data(TensorData::new(v, shape), device)
 }
