@@ -41,8 +41,10 @@ use super::lstm_kernel::{self, LstmSaved, LstmShape, RecurrentWeight};
 )]
 pub trait LstmBackend: Backend {
     /// See [`lstm_recurrence`]; `reverse` runs time backwards; `bf16_tiles` (an
-    /// [`autocast`] scope) runs a differentiated recurrence's products on AMX tiles in bf16
-    /// ([`lstm_kernel::forward`]).
+    /// [`autocast`] scope) runs the recurrence's products on AMX tiles in bf16: always when
+    /// differentiated ([`lstm_kernel::forward`]), at batches above
+    /// [`gemv::MAX_BATCH`](super::gemv::MAX_BATCH) otherwise
+    /// ([`lstm_kernel::forward_inference`]).
     fn lstm_recurrence(
         xproj: FloatTensor<Self>,
         w_hh: FloatTensor<Self>,
@@ -61,7 +63,7 @@ impl LstmBackend for burn::backend::Flex {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         reverse: bool,
-        _bf16_tiles: bool,
+        bf16_tiles: bool,
     ) -> FloatTensor<Self> {
         // The kernel reads the weight where flex holds it (no copy of its 5-21 MB per call) when
         // it is contiguous, as the model's parameters are.
@@ -72,8 +74,8 @@ impl LstmBackend for burn::backend::Flex {
             _ => None,
         };
         match lent {
-            Some(w) => run_inference_on::<Self>(shape, xproj, w, h0, c0, reverse),
-            None => run_inference::<Self>(xproj, w_hh, h0, c0, reverse),
+            Some(w) => run_inference_on::<Self>(shape, xproj, w, (h0, c0), (reverse, bf16_tiles)),
+            None => run_inference::<Self>(xproj, w_hh, (h0, c0), (reverse, bf16_tiles)),
         }
     }
 }
@@ -86,9 +88,9 @@ impl LstmBackend for burn::backend::NdArray {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
         reverse: bool,
-        _bf16_tiles: bool,
+        bf16_tiles: bool,
     ) -> FloatTensor<Self> {
-        run_inference::<Self>(xproj, w_hh, h0, c0, reverse)
+        run_inference::<Self>(xproj, w_hh, (h0, c0), (reverse, bf16_tiles))
     }
 }
 
@@ -133,12 +135,12 @@ fn from_f32<B: Backend>(v: Vec<f32>, shape: Vec<usize>, device: &B::Device) -> F
 
 /// Runs the kernel's forward without keeping anything for a backward pass. A bf16 `w_hh` is
 /// read as bf16 by the kernel (see [`gemv`](super::gemv)); any other dtype is read as `f32`.
+/// `(reverse, bf16_tiles)` as [`lstm_kernel::forward_inference`]'s.
 fn run_inference<B: Backend>(
     xproj: FloatTensor<B>,
     w_hh: FloatTensor<B>,
-    h0: FloatTensor<B>,
-    c0: FloatTensor<B>,
-    reverse: bool,
+    (h0, c0): (FloatTensor<B>, FloatTensor<B>),
+    how: (bool, bool),
 ) -> FloatTensor<B> {
     let shape = lstm_shape::<B>(&xproj, &w_hh);
     let (w32, w16);
@@ -150,7 +152,7 @@ fn run_inference<B: Backend>(
         w32 = to_f32::<B>(w_hh);
         RecurrentWeight::F32(&w32)
     };
-    run_inference_on::<B>(shape, xproj, w, h0, c0, reverse)
+    run_inference_on::<B>(shape, xproj, w, (h0, c0), how)
 }
 
 /// [`run_inference`] with the recurrent weight already at hand.
@@ -158,18 +160,17 @@ fn run_inference_on<B: Backend>(
     shape: LstmShape,
     xproj: FloatTensor<B>,
     w_hh: RecurrentWeight<'_>,
-    h0: FloatTensor<B>,
-    c0: FloatTensor<B>,
-    reverse: bool,
+    (h0, c0): (FloatTensor<B>, FloatTensor<B>),
+    (reverse, bf16_tiles): (bool, bool),
 ) -> FloatTensor<B> {
     let device = xproj.device();
     let out = lstm_kernel::forward_inference(
         shape,
         to_f32::<B>(xproj),
         w_hh,
-        to_f32::<B>(h0),
-        to_f32::<B>(c0),
+        (to_f32::<B>(h0), to_f32::<B>(c0)),
         reverse,
+        bf16_tiles,
     );
     packed_output::<B>(out, shape, &device)
 }
@@ -274,9 +275,12 @@ impl<B: Backend, C: CheckpointStrategy> LstmBackend for Autodiff<B, C> {
                 let out = packed_output::<B>(saved.out.clone(), shape, &device);
                 prep.finish(Arc::new(saved), out)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(run_inference::<B>(xproj, w_hh, h0, c0, reverse))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(run_inference::<B>(
+                xproj,
+                w_hh,
+                (h0, c0),
+                (reverse, bf16_tiles),
+            )),
         }
     }
 }
@@ -450,9 +454,9 @@ fn run_int8(
             scales: &scales.block,
             block,
         }),
-        host_f32(h0),
-        host_f32(c0),
+        (host_f32(h0), host_f32(c0)),
         reverse,
+        false,
     );
     Tensor::from_data(TensorData::new(out, [batch, seq_len + 1, k]), &device)
 }

@@ -233,6 +233,10 @@ const ROW_STREAMING: bool = true;
 /// hidden states to bf16); otherwise they use the packed `gemm` of [`forward`] (a bf16 or int8
 /// weight is widened to `f32` once per call).
 ///
+/// With `bf16_tiles` (an [`autocast`](super::autocast) scope, as in validation during
+/// mixed-precision training), larger batches with an `f32` weight multiply on the tiles too,
+/// rounding the weight to bf16 as the training [`forward`] does.
+///
 /// # Panics
 ///
 /// If a slice's length does not match `shape`.
@@ -240,13 +244,14 @@ pub fn forward_inference(
     shape: LstmShape,
     xproj: Vec<f32>,
     w_hh: RecurrentWeight<'_>,
-    h0: Vec<f32>,
-    c0: Vec<f32>,
+    (h0, c0): (Vec<f32>, Vec<f32>),
     reverse: bool,
+    bf16_tiles: bool,
 ) -> Vec<f32> {
     let products = Products {
         streaming: ROW_STREAMING,
         tiles: amx::available(),
+        f32_tiles: bf16_tiles,
     };
     forward_inference_with(shape, xproj, w_hh, h0, c0, reverse, products)
 }
@@ -258,6 +263,8 @@ struct Products {
     streaming: bool,
     /// AMX tiles for larger batches with a bf16 weight (only where [`amx::available`]).
     tiles: bool,
+    /// With `tiles`, an `f32` weight too (rounded to bf16).
+    f32_tiles: bool,
 }
 
 /// [`forward_inference`], with the given choice of products.
@@ -296,10 +303,15 @@ fn forward_inference_with(
                 })
             }
         }
-    } else if let (RecurrentWeight::Bf16(w), true) = (w_hh, products.tiles) {
-        // bf16 weights at a batch that makes the product compute-bound: AMX tiles (bf16 hidden
-        // states too, see `amx`).
-        let packed = AmxWeight::new(w, g4, h);
+    } else if let Some(packed) = match w_hh {
+        // bf16 weights (or f32 ones under autocast) at a batch that makes the product
+        // compute-bound: AMX tiles (bf16 hidden states too, see `amx`).
+        RecurrentWeight::Bf16(w) if products.tiles => Some(AmxWeight::new(w, g4, h)),
+        RecurrentWeight::F32(w) if products.tiles && products.f32_tiles => {
+            Some(AmxWeight::new(w, g4, h))
+        }
+        _ => None,
+    } {
         // SAFETY: as above; AMX is available.
         run(&|b, v, v_rs, dst, dst_rs| unsafe { packed.apply(b, v, v_rs, dst, dst_rs) })
     } else {
@@ -716,7 +728,11 @@ mod tests {
                     // Tiles only where the CPU has them (else the same as without).
                     for (streaming, tiles) in choices.into_iter().filter(|c| !c.1 || amx_here) {
                         let what = format!("{what} streaming={streaming} tiles={tiles}");
-                        let products = Products { streaming, tiles };
+                        let products = Products {
+                            streaming,
+                            tiles,
+                            f32_tiles: false,
+                        };
                         let got = |w: RecurrentWeight<'_>| {
                             let (h0, c0) = (h0.clone(), c0.clone());
                             forward_inference_with(shape, x.clone(), w, h0, c0, reverse, products)
@@ -827,18 +843,17 @@ mod tests {
                 let products = Products {
                     streaming: false,
                     tiles: true,
+                    f32_tiles: true,
                 };
-                let (h, c) = (h0.clone(), c0.clone());
-                let inference = forward_inference_with(
-                    shape,
-                    x.clone(),
-                    RecurrentWeight::Bf16(&w16),
-                    h,
-                    c,
-                    reverse,
-                    products,
-                );
-                assert_eq!(out16, inference, "{what}: same products as inference");
+                let inference = |w: RecurrentWeight<'_>| {
+                    let (h, c) = (h0.clone(), c0.clone());
+                    forward_inference_with(shape, x.clone(), w, h, c, reverse, products)
+                };
+                let what16 = format!("{what}: same products as inference with bf16 weights");
+                assert_eq!(out16, inference(RecurrentWeight::Bf16(&w16)), "{what16}");
+                // Validation under autocast: the f32 weight rounded on the tiles, the same.
+                let what32 = format!("{what}: same products as inference under autocast");
+                assert_eq!(out16, inference(RecurrentWeight::F32(&w)), "{what32}");
                 crate::test_util::assert_close(&out16, &out32, 1e-2, &what);
                 assert!(out16 != out32, "{what}: the tiles round something");
                 let close = |a: &[f32], b: &[f32], part: &str| {
