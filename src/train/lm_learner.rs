@@ -455,7 +455,7 @@ mod tests {
     use crate::test_util::{test_device, to_vec};
 
     fn tiny(device: &Device, drop: f64) -> LanguageModel {
-        LanguageModelConfig::new(
+        let model = LanguageModelConfig::new(
             AwdLstmConfig::new(16)
                 .with_emb_size(16)
                 .with_hidden_size(32)
@@ -463,7 +463,8 @@ mod tests {
                 .with_drop_mult(drop),
         )
         .with_output_p(0.1 * drop)
-        .init(device)
+        .init(device);
+        crate::test_util::reinit_params(model, 1)
     }
 
     /// Documents of a repeating 6-token cycle, each starting at another phase.
@@ -489,6 +490,7 @@ mod tests {
 
     #[test]
     fn learns_a_repeating_sequence() {
+        let _serial = crate::test_util::serial();
         let device = test_device().autodiff();
         device.seed(1);
         let mut learn = LanguageModelLearner::new(
@@ -512,6 +514,7 @@ mod tests {
     #[cfg(feature = "flex")]
     #[test]
     fn data_parallel_on_two_devices_matches_one_device() {
+        let _serial = crate::test_util::serial();
         use burn::module::ModuleVisitor;
         use burn::module::Param;
 
@@ -573,6 +576,7 @@ mod tests {
 
     #[test]
     fn devices_must_start_with_the_models() {
+        let _serial = crate::test_util::serial();
         let device = test_device().autodiff();
         let mut learn =
             LanguageModelLearner::new(tiny(&device, 0.0), cycle_docs(4, 20), vec![], config(0))
@@ -587,6 +591,7 @@ mod tests {
 
     #[test]
     fn lr_find_suggests_and_restores_the_model() {
+        let _serial = crate::test_util::serial();
         let device = test_device().autodiff();
         let mut learn =
             LanguageModelLearner::new(tiny(&device, 0.0), cycle_docs(16, 40), vec![], config(0))
@@ -614,6 +619,7 @@ mod tests {
 
     #[test]
     fn frozen_groups_do_not_move() {
+        let _serial = crate::test_util::serial();
         let device = test_device().autodiff();
         let mut learn =
             LanguageModelLearner::new(tiny(&device, 0.5), cycle_docs(8, 30), vec![], config(0))
@@ -636,6 +642,7 @@ mod tests {
 
     #[test]
     fn non_finite_loss_stops_with_the_step() {
+        let _serial = crate::test_util::serial();
         let device = test_device().autodiff();
         let mut learn =
             LanguageModelLearner::new(tiny(&device, 0.0), cycle_docs(8, 30), vec![], config(0))

@@ -366,6 +366,7 @@ mod tests {
 
     #[test]
     fn lr_finder_schedule_and_stop() {
+        let _serial = crate::test_util::serial();
         let f = LrFinder::default();
         f.validate().unwrap();
         assert_eq!(f.lr_at(0), 1e-7);
@@ -395,6 +396,7 @@ mod tests {
 
     #[test]
     fn smooth_loss_is_debiased_ema() {
+        let _serial = crate::test_util::serial();
         let mut s = SmoothLoss::default();
         assert_eq!(s.update(2.0), 2.0);
         let mut ema = 0.02 * 2.0;
@@ -408,6 +410,7 @@ mod tests {
 
     #[test]
     fn suggestions() {
+        let _serial = crate::test_util::serial();
         let lrs: Vec<f64> = (0..20).map(|i| 10f64.powf(-6.0 + i as f64 * 0.3)).collect();
         // Falls from index 2 to 12 then rises.
         let losses: Vec<f64> = (0..20)
