@@ -55,10 +55,7 @@ pub fn reinit_params<M: burn::module::Module>(module: M, seed: u64) -> M {
             let new: Vec<f32> = (0..old.len())
                 .map(|_| {
                     self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                    let mut z = self.0;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                    let u = ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+                    let u = (crate::ops::mask::mix(self.0) >> 11) as f64 / (1u64 << 53) as f64;
                     (mean + var.sqrt() * 3f64.sqrt() * (2.0 * u - 1.0)) as f32
                 })
                 .collect();
